@@ -1,0 +1,164 @@
+"""The Codec interface that every backend implements.
+
+`analysis/` and `app/` use nothing but this surface, so ALMTokenizer and EnCodec are
+interchangeable there. A codec is an `nn.Module` whose whole state is its `state_dict()` plus
+the JSON-serialisable dict returned by `config_dict()`; `save_pretrained` / `from_pretrained`
+(in `codec.checkpoint`) turn that pair into a checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+SAMPLE_RATE = 24000
+
+
+@dataclass
+class Encoded:
+    """What `Codec.encode` returns.
+
+    Attributes:
+        latents: continuous latents before quantization, `[B, D, T]`.
+        quantized: quantized latents (sum of the RVQ codewords), `[B, D, T]`.
+        codes: integer codes, `[B, n_q, T]` (int64).
+        window: the window size used (None for codecs without one, e.g. EnCodec).
+        num_samples: length of the input waveform, so `decode` can trim padding.
+    """
+
+    latents: torch.Tensor
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    window: int | None
+    num_samples: int
+
+
+@dataclass
+class TrainOutput:
+    """What a trainable codec's `forward(wav, window, stage)` returns.
+
+    Attributes:
+        recon: reconstructed waveform `[B, 1, N]` (same N as the input).
+        losses: unweighted auxiliary losses by namespaced key (`"loss/commit"`, `"loss/mae"`,
+            `"loss/ar"`); the trainer weights them with the config's lambdas.
+        codes: codes `[B, n_q, T]` or None (stage 1 has no quantizer in the path).
+        stats: detached scalars to log (`"stats/codebook_usage_0"`, ...).
+    """
+
+    recon: torch.Tensor
+    losses: dict[str, torch.Tensor]
+    codes: torch.Tensor | None = None
+    stats: dict[str, float] | None = None
+
+
+class Codec(nn.Module, ABC):
+    """Abstract audio codec: waveform <-> latents <-> codes.
+
+    Subclasses set `name` (the `codec` field of config.json) and implement the abstract methods.
+    """
+
+    name: str = "codec"
+    sample_rate: int = SAMPLE_RATE
+
+    # --- description -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def latent_dim(self) -> int:
+        """D, the channel size of `Encoded.latents`."""
+
+    @property
+    @abstractmethod
+    def num_codebooks(self) -> int:
+        """n_q, the number of RVQ codebooks in use."""
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """K, the entries per codebook."""
+
+    @abstractmethod
+    def frame_rate(self, window: int | None = None) -> float:
+        """Latent vectors (tokens per codebook) per second at this window size."""
+
+    def bitrate(self, window: int | None = None) -> float:
+        """Bits per second: frame_rate(window) * n_q * log2(K)."""
+        return self.frame_rate(window) * self.num_codebooks * math.log2(self.codebook_size)
+
+    def num_frames(self, num_samples: int, window: int | None = None) -> int:
+        """Number of latent frames T for a waveform of `num_samples` samples."""
+        return math.ceil(num_samples * self.frame_rate(window) / self.sample_rate)
+
+    # --- inference ---------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, wav: torch.Tensor, window: int | None = None) -> Encoded:
+        """Encode `wav` `[B, 1, N]` (float, 24 kHz) into latents and codes."""
+
+    @abstractmethod
+    def decode(
+        self, latents: torch.Tensor, window: int | None = None, num_samples: int | None = None
+    ) -> torch.Tensor:
+        """Decode continuous or quantized latents `[B, D, T]` to a waveform `[B, 1, N]`.
+
+        Accepts points no encoder produced (interpolations, shifted centroids). When
+        `num_samples` is given the output is trimmed or zero-padded to exactly that length.
+        """
+
+    @abstractmethod
+    def codes_to_latents(self, codes: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """Look up codes `[B, n_q, T]` in the codebooks: quantized latents `[B, D, T]`."""
+
+    def decode_codes(
+        self, codes: torch.Tensor, window: int | None = None, num_samples: int | None = None
+    ) -> torch.Tensor:
+        """Decode integer codes `[B, n_q, T]` to a waveform `[B, 1, N]`."""
+        return self.decode(self.codes_to_latents(codes, window), window, num_samples)
+
+    @torch.no_grad()
+    def reconstruct(self, wav: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """encode -> quantize -> decode, trimmed to the input length: `[B, 1, N]`."""
+        enc = self.encode(wav, window)
+        return self.decode(enc.quantized, window, num_samples=wav.shape[-1])
+
+    # --- serialisation -----------------------------------------------------------------------
+    @abstractmethod
+    def config_dict(self) -> dict[str, Any]:
+        """JSON-serialisable arguments that rebuild this model (without weights)."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: dict[str, Any]) -> Codec:
+        """Build an untrained model from `config_dict()` output."""
+
+    def save_pretrained(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write `path/model.safetensors` + `path/config.json` atomically."""
+        from codec.checkpoint import save_codec
+
+        return save_codec(self, path, meta=meta)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Codec:
+        """Load a checkpoint folder written by `save_pretrained` (strict)."""
+        from codec.checkpoint import load_codec
+
+        model = load_codec(path)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def fit_length(wav: torch.Tensor, num_samples: int | None) -> torch.Tensor:
+    """Trim or zero-pad the last axis of `wav` to `num_samples` (no-op for None)."""
+    if num_samples is None:
+        return wav
+    n = wav.shape[-1]
+    if n > num_samples:
+        return wav[..., :num_samples]
+    if n < num_samples:
+        return nn.functional.pad(wav, (0, num_samples - n))
+    return wav
