@@ -85,8 +85,10 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not w_path.is_file():
         raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
     with open(w_path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = f.read(9)
+    # safetensors starts with its header length (u64 LE, any first byte, 0x80 included) then "{"
+    looks_safetensors = head[8:9] == b"{"
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise CheckpointError(f"{w_path} looks like a pickle/zip file; only safetensors is read")
     try:
         return load_file(str(w_path), device="cpu")
