@@ -1,0 +1,407 @@
+"""The training configuration: YAML -> typed dataclasses, validated before any work starts.
+
+The schema keeps the keys users of the reference reproduction know (`model`, `discriminator`,
+`dataloader`, `training` with `lambdas`). Every problem raises `ConfigError` naming the key:
+
+    training.lambdas.mell: unknown key (did you mean 'mel'?)
+    dataloader.batch_size: expected int, got str 'big'
+    discriminator.win_lengths: has 5 entries but n_fft has 6 (one entry per discriminator)
+
+`load_config(path, overrides)` applies `key.path=value` overrides (values parsed as YAML, so
+`training.num_epochs=3` is an int and `training.betas=[0.5,0.9]` a list) before validating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from codec.training.schema import ConfigError, build_dataclass
+
+__all__ = [
+    "LOSS_KEYS", "ConfigError", "DataloaderConfig", "DiscriminatorConfig", "LambdasConfig",
+    "ModelConfig", "TrainConfig", "TrainingConfig", "apply_overrides", "load_config",
+    "resolve_model_args",
+]  # fmt: skip
+
+MODEL_TYPES = ("almtokenizer", "encodec")
+DATASETS = ("fsd50k", "goodsounds", "demo", "folder")
+LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar")
+
+
+# ------------------------------------------------------------------------------------------------
+# schema
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """`model:` which codec to train and its arguments.
+
+    For `almtokenizer`, `base_args` / `mae_args` override the fields of
+    `codec.almtokenizer.preset(preset)` and are validated by `ALMConfig.from_dict`. For
+    `encodec`, `base_args` go to `EnCodecCodec.from_config` (`preset` is ignored) and `mae_args`
+    must be empty; its stage 1 is a plain autoencoder and stage 2 the quantized baseline.
+    """
+
+    type: Literal["almtokenizer", "encodec"] = "almtokenizer"
+    preset: str | None = "paper"
+    base_args: dict[str, Any] = field(default_factory=dict)
+    mae_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """`discriminator:` one log-mel spectrogram discriminator per (n_fft, hop, win) entry."""
+
+    hop_lengths: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
+    n_fft: list[int] = field(default_factory=lambda: [128, 256, 512, 1024, 2048, 4096])
+    win_lengths: list[int] = field(default_factory=lambda: [128, 256, 512, 1024, 2048, 4096])
+    n_mels: int | list[int] = field(default_factory=lambda: [32, 48, 64, 80, 80, 80])
+    filters: int = 32
+    filters_scale: int = 1
+    max_filters: int = 256
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])
+    loss: Literal["hinge", "lsgan"] = "hinge"
+
+    @property
+    def n_mels_list(self) -> list[int]:
+        """`n_mels` as one entry per discriminator."""
+        if isinstance(self.n_mels, int):
+            return [self.n_mels] * len(self.n_fft)
+        return list(self.n_mels)
+
+
+@dataclass
+class DataloaderConfig:
+    """`dataloader:` which clips to train and evaluate on."""
+
+    dataset: Literal["fsd50k", "goodsounds", "demo", "folder"] = "fsd50k"
+    dataset_path: str = "data/FSD50K"
+    batch_size: int = 16
+    train_subset_size: int | None = None
+    test_subset_size: int | None = None
+    nsecs: float = 1.0
+    num_workers: int = 0
+    shuffle: bool = True
+    eval_split: Literal["val", "test"] = "val"
+
+
+@dataclass
+class LambdasConfig:
+    """`training.lambdas:` the weight of each loss; 0 skips computing it."""
+
+    time: float = 0.1
+    mel: float = 15.0
+    adv: float = 1.0
+    feat: float = 2.0
+    commit: float = 1.0
+    mae: float = 0.1
+    ar: float = 0.1
+
+    def weight(self, key: str) -> float:
+        """The lambda of a namespaced loss key (`"loss/mel"` -> `mel`)."""
+        return float(getattr(self, key.split("/", 1)[-1]))
+
+
+@dataclass
+class TrainingConfig:
+    """`training:` the loop, its optimisers, logging and checkpoints."""
+
+    stage: int = 1
+    stage1_checkpoint: str | None = None
+    num_epochs: int = 100
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    discriminator_train_freq: int = 1
+    disc_start_step: int = 0
+    checkpoint_freq: int = 1000
+    eval_freq: int = 1000
+    log_freq: int = 10
+    start_checkpoint: str | None = None
+    writer_dir: str = "runs/almtokenizer"
+    checkpoint_dir: str = "work_dirs/almtokenizer"
+    lr_generator: float = 1.0e-4
+    lr_discriminator: float = 1.0e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    weight_decay: float = 1.0e-5
+    grad_clip: float | None = 1.0
+    warmup_steps: int = 0
+    lr_decay: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    find_unused_parameters: bool = False
+    mel_scales: list[list[int]] = field(
+        default_factory=lambda: [[512, 128, 64], [1024, 256, 80], [2048, 512, 128]]
+    )
+    eval_windows: list[int] = field(default_factory=lambda: [3, 6, 10])
+    eval_batches: int | None = 8
+    audio_clips: int = 2
+    lambdas: LambdasConfig = field(default_factory=LambdasConfig)
+
+
+@dataclass
+class TrainConfig:
+    """The whole `config.yaml`."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    dataloader: DataloaderConfig = field(default_factory=DataloaderConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-serialisable), the inverse of `from_dict`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], check_paths: bool = True) -> TrainConfig:
+        """Validate a nested dict; raises `ConfigError` naming the offending key."""
+        cfg = build_dataclass(cls, raw)
+        t = cfg.training
+        for name in ("writer_dir", "checkpoint_dir", "stage1_checkpoint"):
+            value = getattr(t, name)
+            if value is not None:
+                setattr(t, name, expand_placeholders(value, cfg))
+        _check_values(cfg)
+        if check_paths:
+            _check_paths(cfg)
+        return cfg
+
+
+def expand_placeholders(path: str, cfg: TrainConfig) -> str:
+    """`{model}` -> model.type and `{stage}` -> training.stage in a path, so one config file
+    serves both stages and both codecs (e.g. `work_dirs/{model}_fsd50k/stage{stage}`)."""
+    return path.replace("{model}", cfg.model.type).replace("{stage}", str(cfg.training.stage))
+
+
+# ------------------------------------------------------------------------------------------------
+# loading and overrides
+# ------------------------------------------------------------------------------------------------
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True
+) -> TrainConfig:
+    """Read a YAML file (or start from defaults when `path` is None), apply overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        raw = loaded
+    raw = apply_overrides(raw, overrides)
+    return TrainConfig.from_dict(raw, check_paths=check_paths)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of `raw` with each `a.b.c=value` set (value parsed as YAML)."""
+    out = _deep_copy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        if not key or any(not p for p in parts):
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: override value {text!r} is not valid YAML: {e}") from e
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is not a section; cannot set {key}")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+# ------------------------------------------------------------------------------------------------
+# semantic checks
+# ------------------------------------------------------------------------------------------------
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_values(cfg: TrainConfig) -> None:
+    d, dl, t, m = cfg.discriminator, cfg.dataloader, cfg.training, cfg.model
+    n = len(d.n_fft)
+    _require(n >= 1, "discriminator.n_fft", "needs at least one entry")
+    for name in ("hop_lengths", "win_lengths"):
+        got = len(getattr(d, name))
+        _require(
+            got == n,
+            f"discriminator.{name}",
+            f"has {got} entries but n_fft has {n} (one entry per discriminator)",
+        )
+    if isinstance(d.n_mels, list):
+        _require(
+            len(d.n_mels) == n,
+            "discriminator.n_mels",
+            f"has {len(d.n_mels)} entries but n_fft has {n} (one entry per discriminator)",
+        )
+    for i, (nf, hop, win) in enumerate(zip(d.n_fft, d.hop_lengths, d.win_lengths)):
+        _require(hop > 0, f"discriminator.hop_lengths[{i}]", f"must be positive, got {hop}")
+        _require(
+            0 < win <= nf,
+            f"discriminator.win_lengths[{i}]",
+            f"must be in (0, n_fft={nf}], got {win}",
+        )
+    for i, nm in enumerate(d.n_mels_list):
+        _require(nm > 0, f"discriminator.n_mels[{i}]", f"must be positive, got {nm}")
+    for name in ("filters", "filters_scale", "max_filters"):
+        v = getattr(d, name)
+        _require(v > 0, f"discriminator.{name}", f"must be positive, got {v}")
+    _require(all(x > 0 for x in d.dilations), "discriminator.dilations", "must be positive")
+
+    _require(dl.batch_size > 0, "dataloader.batch_size", f"must be positive, got {dl.batch_size}")
+    _require(dl.nsecs > 0, "dataloader.nsecs", f"must be positive, got {dl.nsecs}")
+    _require(dl.num_workers >= 0, "dataloader.num_workers", "must be >= 0")
+    for name in ("train_subset_size", "test_subset_size"):
+        v = getattr(dl, name)
+        _require(v is None or v > 0, f"dataloader.{name}", f"must be positive or null, got {v}")
+
+    _require(t.stage in (1, 2), "training.stage", f"must be 1 or 2, got {t.stage}")
+    if t.stage == 2 and m.type == "almtokenizer":
+        _require(
+            t.stage1_checkpoint is not None,
+            "training.stage1_checkpoint",
+            "stage 2 needs the stage-1 checkpoint folder (its front end is loaded and frozen)",
+        )
+    if m.type == "encodec":
+        _require(not m.mae_args, "model.mae_args", "must be empty for model.type encodec")
+    for name in ("num_epochs", "discriminator_train_freq", "checkpoint_freq", "eval_freq"):
+        v = getattr(t, name)
+        _require(v > 0, f"training.{name}", f"must be positive, got {v}")
+    _require(t.log_freq > 0, "training.log_freq", "must be positive")
+    _require(t.max_steps is None or t.max_steps > 0, "training.max_steps", "must be positive")
+    _require(t.max_minutes is None or t.max_minutes > 0, "training.max_minutes", "must be positive")
+    _require(t.disc_start_step >= 0, "training.disc_start_step", "must be >= 0")
+    _require(len(t.betas) == 2, "training.betas", f"needs 2 entries, got {len(t.betas)}")
+    _require(all(0 <= b < 1 for b in t.betas), "training.betas", "entries must be in [0, 1)")
+    for name in ("lr_generator", "lr_discriminator"):
+        v = getattr(t, name)
+        _require(v > 0, f"training.{name}", f"must be positive, got {v}")
+    _require(t.weight_decay >= 0, "training.weight_decay", "must be >= 0")
+    _require(t.grad_clip is None or t.grad_clip > 0, "training.grad_clip", "must be > 0 or null")
+    _require(t.warmup_steps >= 0, "training.warmup_steps", "must be >= 0")
+    _require(0 < t.lr_decay <= 1, "training.lr_decay", "must be in (0, 1]")
+    _require(t.threads is None or t.threads > 0, "training.threads", "must be positive or null")
+    _require(
+        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        "training.device",
+        f"must be auto, cpu, cuda or cuda:N, got {t.device!r}",
+    )
+    _require(len(t.mel_scales) > 0, "training.mel_scales", "needs at least one scale")
+    for i, s in enumerate(t.mel_scales):
+        _require(
+            len(s) == 3 and all(x > 0 for x in s) and s[1] <= s[0],
+            f"training.mel_scales[{i}]",
+            f"expected [n_fft, hop, n_mels] with 0 < hop <= n_fft, got {s}",
+        )
+    _require(len(t.eval_windows) > 0, "training.eval_windows", "needs at least one window")
+    _require(all(w > 0 for w in t.eval_windows), "training.eval_windows", "must be positive")
+    _require(t.eval_batches is None or t.eval_batches > 0, "training.eval_batches", "must be > 0")
+    _require(t.audio_clips >= 0, "training.audio_clips", "must be >= 0")
+    for k in LOSS_KEYS:
+        v = getattr(t.lambdas, k)
+        _require(v >= 0, f"training.lambdas.{k}", f"must be >= 0, got {v}")
+    resolve_model_args(m)
+
+
+def _check_paths(cfg: TrainConfig) -> None:
+    dl, t = cfg.dataloader, cfg.training
+    _require(
+        Path(dl.dataset_path).exists(),
+        "dataloader.dataset_path",
+        f"{dl.dataset_path} does not exist",
+    )
+    if t.stage == 2 and t.stage1_checkpoint is not None:
+        _require(
+            Path(t.stage1_checkpoint).is_dir(),
+            "training.stage1_checkpoint",
+            f"{t.stage1_checkpoint} is not a checkpoint folder",
+        )
+    if t.start_checkpoint is not None:
+        _require(
+            Path(t.start_checkpoint).is_dir(),
+            "training.start_checkpoint",
+            f"{t.start_checkpoint} is not a checkpoint folder",
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# model arguments
+# ------------------------------------------------------------------------------------------------
+def resolve_model_args(m: ModelConfig) -> dict[str, Any]:
+    """The dict that `from_config` of the chosen codec receives.
+
+    almtokenizer: `preset(preset)` with `base_args` and `mae_args` merged over it,
+    validated by `ALMConfig.from_dict`. encodec: `base_args` as given.
+    """
+    if m.type == "encodec":
+        from codec.encodec import EnCodecConfig
+
+        try:
+            EnCodecConfig.from_dict(dict(m.base_args))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"model.base_args: {e}") from e
+        return dict(m.base_args)
+    from codec.almtokenizer import ALMConfig, preset
+
+    try:
+        base = preset(m.preset).to_dict() if m.preset else ALMConfig().to_dict()
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"model.preset: {e}") from e
+    merged = _merge_model_args(base, m.base_args, m.mae_args)
+    try:
+        return ALMConfig.from_dict(merged).to_dict()
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model.base_args/mae_args: {e}") from e
+
+
+def _merge_model_args(
+    base: dict[str, Any], base_args: dict[str, Any], mae_args: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge the two YAML sections over a preset dict, whichever layout ALMConfig uses.
+
+    `ALMConfig.to_dict()` is either nested (`{"base_args": {...}, "mae_args": {...}}`) or flat
+    (MAE fields prefixed `mae_`); unknown keys are left for `from_dict` to reject by name.
+    """
+    out = _deep_copy(base)
+    if isinstance(out.get("base_args"), dict) or isinstance(out.get("mae_args"), dict):
+        out.setdefault("base_args", {}).update(base_args)
+        out.setdefault("mae_args", {}).update(mae_args)
+        return out
+    out.update(base_args)
+    for k, v in mae_args.items():
+        out[k if k.startswith("mae_") else f"mae_{k}"] = v
+    return out
+
+
+def model_window_range(model_args: dict[str, Any]) -> tuple[int, int]:
+    """(window_min, window_max) from resolved ALMTokenizer args (nested or flat)."""
+    src = model_args.get("base_args", model_args)
+    return int(src.get("window_min", 2)), int(src.get("window_max", 10))

@@ -1,0 +1,127 @@
+"""Log-mel spectrogram discriminators for adversarial codec training.
+
+One `MelSpectrogramDiscriminator` per (n_fft, hop, win) entry of the config: a waveform becomes a
+log-magnitude mel spectrogram `[B, 1, frames, n_mels]`, then a 2-D conv stack in the style of
+EnCodec's STFT discriminator (kernels (3, 9) over (time, mel), frequency stride 2, time
+dilations) produces a logit map and the feature maps used for feature matching.
+`MultiMelDiscriminator` is the ensemble.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from codec.base import SAMPLE_RATE
+from codec.config import DiscriminatorConfig
+
+
+@dataclass
+class DiscriminatorOutput:
+    """What one discriminator returns.
+
+    Attributes:
+        logits: real/fake score map `[B, 1, T', F']`.
+        features: activations after every hidden conv (for feature matching), each `[B, C, T', F']`.
+    """
+
+    logits: torch.Tensor
+    features: list[torch.Tensor]
+
+
+class MelSpectrogramDiscriminator(nn.Module):
+    """A 2-D conv discriminator over the log-mel spectrogram of one resolution.
+
+    Args:
+        n_fft, hop_length, win_length: the STFT resolution.
+        n_mels: mel bins.
+        filters: channels of the first conv; later layers use `filters * filters_scale**i`,
+            capped at `max_filters`.
+        dilations: one strided conv per entry, dilated along time by that factor.
+    """
+
+    def __init__(
+        self,
+        n_fft: int,
+        hop_length: int,
+        win_length: int,
+        n_mels: int,
+        filters: int = 32,
+        filters_scale: int = 1,
+        max_filters: int = 256,
+        dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+        sample_rate: int = SAMPLE_RATE,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            # small n_fft with many mel bins leaves some filters empty; that is harmless here
+            warnings.simplefilter("ignore", UserWarning)
+            self.mel = torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate,
+                n_fft=n_fft,
+                win_length=win_length,
+                hop_length=hop_length,
+                n_mels=n_mels,
+                power=1.0,
+            )
+        convs = [weight_norm(nn.Conv2d(1, filters, (3, 9), padding=(1, 4)))]
+        ch = filters
+        for i, d in enumerate(dilations):
+            out = min(filters * filters_scale ** (i + 1), max_filters)
+            convs.append(
+                weight_norm(
+                    nn.Conv2d(ch, out, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))
+                )
+            )
+            ch = out
+        convs.append(weight_norm(nn.Conv2d(ch, ch, (3, 3), padding=(1, 1))))
+        self.convs = nn.ModuleList(convs)
+        self.conv_post = weight_norm(nn.Conv2d(ch, 1, (3, 3), padding=(1, 1)))
+        self.act = nn.LeakyReLU(0.2)
+
+    def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
+        """`[B, 1, N]` waveform -> log-mel `[B, 1, frames, n_mels]` (computed in float32)."""
+        with torch.autocast(wav.device.type, enabled=False):
+            mel = self.mel(wav.float())  # [B, 1, n_mels, frames]
+        return torch.log(mel.clamp_min(1e-5)).transpose(-1, -2)
+
+    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
+        """Score a waveform batch `[B, 1, N]`."""
+        x = self.spectrogram(wav)
+        features = []
+        for conv in self.convs:
+            x = self.act(conv(x))
+            features.append(x)
+        return DiscriminatorOutput(logits=self.conv_post(x), features=features)
+
+
+class MultiMelDiscriminator(nn.Module):
+    """The ensemble: one `MelSpectrogramDiscriminator` per configured resolution."""
+
+    def __init__(self, cfg: DiscriminatorConfig, sample_rate: int = SAMPLE_RATE) -> None:
+        super().__init__()
+        self.discriminators = nn.ModuleList(
+            MelSpectrogramDiscriminator(
+                n_fft=nf,
+                hop_length=hop,
+                win_length=win,
+                n_mels=nm,
+                filters=cfg.filters,
+                filters_scale=cfg.filters_scale,
+                max_filters=cfg.max_filters,
+                dilations=cfg.dilations,
+                sample_rate=sample_rate,
+            )
+            for nf, hop, win, nm in zip(
+                cfg.n_fft, cfg.hop_lengths, cfg.win_lengths, cfg.n_mels_list
+            )
+        )
+
+    def forward(self, wav: torch.Tensor) -> list[DiscriminatorOutput]:
+        """Score `[B, 1, N]` with every discriminator."""
+        return [d(wav) for d in self.discriminators]

@@ -1,0 +1,86 @@
+"""Reconstruction and adversarial losses for codec training.
+
+Each loss returns a scalar tensor; the trainer stores it under one namespaced key (`"loss/time"`,
+`"loss/mel"`, `"loss/adv"`, `"loss/feat"`, `"loss/disc"`) and weights it with the config lambda.
+All spectral losses run in float32, outside any autocast region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from codec.discriminators import DiscriminatorOutput
+from codec.metrics import log_mel
+
+ADV_KINDS = ("hinge", "lsgan")
+
+
+def time_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between waveforms `[B, 1, N]`."""
+    return F.l1_loss(recon.float(), target.float())
+
+
+def mel_loss(
+    recon: torch.Tensor, target: torch.Tensor, scales: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Multi-scale log-mel L1 (the mean over `scales` of `[n_fft, hop, n_mels]`)."""
+    with torch.autocast(recon.device.type, enabled=False):
+        recon, target = recon.float(), target.float()
+        parts = [
+            F.l1_loss(log_mel(recon, nf, hop, nm), log_mel(target, nf, hop, nm))
+            for nf, hop, nm in scales
+        ]
+    return torch.stack(parts).mean()
+
+
+def discriminator_loss(
+    real: Sequence[DiscriminatorOutput], fake: Sequence[DiscriminatorOutput], kind: str = "hinge"
+) -> torch.Tensor:
+    """The discriminators' loss, averaged over the ensemble.
+
+    hinge: `relu(1 - D(x)) + relu(1 + D(G(z)))`; lsgan: `(1 - D(x))^2 + D(G(z))^2`.
+    """
+    _check_kind(kind)
+    total = []
+    for r, f in zip(real, fake):
+        lr, lf = r.logits.float(), f.logits.float()
+        if kind == "hinge":
+            total.append(F.relu(1 - lr).mean() + F.relu(1 + lf).mean())
+        else:
+            total.append((1 - lr).pow(2).mean() + lf.pow(2).mean())
+    return torch.stack(total).mean()
+
+
+def generator_adv_loss(fake: Sequence[DiscriminatorOutput], kind: str = "hinge") -> torch.Tensor:
+    """The generator's adversarial loss, averaged over the ensemble.
+
+    hinge: `relu(1 - D(G(z)))` (as in EnCodec); lsgan: `(1 - D(G(z)))^2`.
+    """
+    _check_kind(kind)
+    total = []
+    for f in fake:
+        lf = f.logits.float()
+        total.append(F.relu(1 - lf).mean() if kind == "hinge" else (1 - lf).pow(2).mean())
+    return torch.stack(total).mean()
+
+
+def feature_matching_loss(
+    real: Sequence[DiscriminatorOutput], fake: Sequence[DiscriminatorOutput]
+) -> torch.Tensor:
+    """L1 between the discriminators' feature maps of real (detached) and generated audio,
+    averaged over layers and discriminators."""
+    total = []
+    for r, f in zip(real, fake):
+        layers = [
+            F.l1_loss(ff.float(), rf.detach().float()) for rf, ff in zip(r.features, f.features)
+        ]
+        total.append(torch.stack(layers).mean())
+    return torch.stack(total).mean()
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ADV_KINDS:
+        raise ValueError(f"adversarial loss kind must be one of {ADV_KINDS}, got {kind!r}")

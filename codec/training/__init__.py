@@ -1,0 +1,1 @@
+"""Helpers of the training loop (`codec.train`): data order, checkpoints, DDP, logging, eval."""
