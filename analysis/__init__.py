@@ -1,0 +1,10 @@
+"""Inference-only analysis of codecs through the `codec.base.Codec` interface.
+
+Modules (one concept each): `latents` (cached continuous latents), `projection` (UMAP, PCA,
+t-SNE, LDA), `plots` / `maps` (plotly latent maps), `groups` (attribute groups and centroids),
+`interpolate` / `traversal` (glides and steps between waypoints), `timbre` (centroid timbre
+transfer), `metrics` (aligned quality metrics), `probe` (semantic structure), `evaluate` /
+`report` (held-out evaluation files), `export` (safe wav/zip export), `cli` (`python -m analysis`).
+
+Import the submodules directly; this package imports nothing heavy at import time.
+"""

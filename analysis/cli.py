@@ -1,0 +1,451 @@
+"""`python -m analysis map|traverse|transfer|evaluate|probe ...`.
+
+Every command loads ALMTokenizer (--alm-checkpoint) and EnCodec (--encodec-weights, else
+--encodec-checkpoint), reads the Good-sounds-layout dataset at --dataset-root, and writes its
+outputs under --out. Bad arguments or unusable inputs give one clear line on stderr and a
+non-zero exit status (2 for usage errors, 1 for inputs that fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("analysis")
+
+COMMANDS = ("map", "traverse", "transfer", "evaluate", "probe")
+
+
+def _window(text: str) -> int:
+    try:
+        w = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"window must be an integer in 2..10, got {text!r}"
+        ) from None
+    if not 2 <= w <= 10:
+        raise argparse.ArgumentTypeError(f"window must be in 2..10, got {w}")
+    return w
+
+
+def _windows(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part.strip()[1:]:
+            lo, hi = part.split("-", 1)
+            out += list(range(_window(lo), _window(hi) + 1))
+        elif part.strip():
+            out.append(_window(part))
+    if not out:
+        raise argparse.ArgumentTypeError(f"no windows in {text!r} (e.g. '2-10' or '2,4,8')")
+    return out
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        vals = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return vals
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _alpha(text: str) -> float:
+    try:
+        a = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"alpha must be a number in [0, 1.5], got {text!r}"
+        ) from None
+    if not 0.0 <= a <= 1.5:
+        raise argparse.ArgumentTypeError(f"alpha must be in [0, 1.5], got {a}")
+    return a
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser, command: str) -> None:
+    g = p.add_argument_group("models and data")
+    g.add_argument(
+        "--alm-checkpoint",
+        type=Path,
+        default=Path("checkpoints/almtokenizer_demo"),
+        help="ALMTokenizer checkpoint folder (model.safetensors + config.json)",
+    )
+    g.add_argument(
+        "--encodec-checkpoint",
+        type=Path,
+        default=Path("checkpoints/encodec_demo"),
+        help="EnCodec checkpoint folder (our same-data baseline)",
+    )
+    g.add_argument(
+        "--encodec-weights",
+        type=Path,
+        default=None,
+        help="official EnCodec 24 kHz weights file; used instead of --encodec-checkpoint",
+    )
+    g.add_argument(
+        "--encodec-bandwidth",
+        type=float,
+        default=1.5,
+        help="EnCodec bandwidth in kbps for map/traverse/transfer/probe (default 1.5)",
+    )
+    g.add_argument(
+        "--codecs",
+        choices=("both", "almtokenizer", "encodec"),
+        default="both",
+        help="which codecs to run (default both)",
+    )
+    g.add_argument(
+        "--dataset-root",
+        type=Path,
+        default=Path("data/demo"),
+        help="Good-sounds-layout dataset: database.sqlite + sound_files/ (default data/demo)",
+    )
+    g.add_argument(
+        "--window",
+        type=_window,
+        default=6,
+        help="ALMTokenizer window size 2..10 (EnCodec ignores it; default 6)",
+    )
+    g.add_argument(
+        "--out",
+        type=Path,
+        default=Path("exports") / command,
+        help=f"output folder (default exports/{command})",
+    )
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("cache/latents"),
+        help="latent cache folder (default cache/latents)",
+    )
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the latent cache")
+    g.add_argument("--seed", type=int, default=0, help="random seed (projections, splits, probes)")
+    g.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per analysis."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Inference-only analysis of ALMTokenizer next to EnCodec: latent maps, "
+        "traversals, timbre transfer, evaluation and semantic probes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("map", help="2-D map (UMAP/PCA/t-SNE/LDA) of both codecs' latents as HTML",
+                       description="Project the pooled latents of every dataset clip to 2-D, one "
+                       "panel per codec, and write an interactive plotly HTML file plus the "
+                       "embeddings (.npz).")  # fmt: skip
+    _common(p, "map")
+    p.add_argument(
+        "--method",
+        choices=("umap", "pca", "tsne", "lda"),
+        default="umap",
+        help="projection (default umap; lda separates the --color-by classes)",
+    )
+    p.add_argument(
+        "--color-by",
+        choices=("instrument", "note", "octave", "pitch", "klass"),
+        default="instrument",
+        help="colour attribute (default instrument)",
+    )
+    p.add_argument(
+        "--upload",
+        type=Path,
+        action="append",
+        default=[],
+        help="audio file to project into the map as a star (repeatable)",
+    )
+    p.add_argument("--with-probe", action="store_true", help="show probe scores under each panel")
+
+    p = sub.add_parser("traverse", help="interpolate between clips / groups; wavs + zip",
+                       description="Render a latent traversal through two or more waypoints with "
+                       "each codec: N steps per segment (step_00.wav ...) and one continuous "
+                       "glide (glide.wav), plus a zip of everything.")  # fmt: skip
+    _common(p, "traverse")
+    p.add_argument(
+        "waypoints",
+        nargs="+",
+        help="two or more waypoints: an audio file path or a group such as "
+        "'bass A3', 'clarinet A6', 'cello' (quote groups with spaces)",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=5,
+        help="steps per segment including both ends, >= 2 (default 5)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("linear", "spherical"),
+        default="linear",
+        help="interpolation path (default linear)",
+    )
+    p.add_argument(
+        "--space",
+        choices=("continuous", "quantized"),
+        default="continuous",
+        help="latent space of clip waypoints (default continuous)",
+    )
+    p.add_argument(
+        "--glide-seconds",
+        type=float,
+        default=None,
+        help="glide length in seconds (default: (waypoints-1) x clip length)",
+    )
+    p.add_argument("--no-glide", action="store_true", help="skip the glide")
+    p.add_argument("--no-steps", action="store_true", help="skip the steps")
+    p.add_argument("--name", default=None, help="export folder name (default from waypoints)")
+
+    p = sub.add_parser("transfer", help="centroid timbre transfer; before/after wavs + zip",
+                       description="Shift a clip's latents toward an instrument group's centroid: "
+                       "z'_t = z_t + alpha (c - mean_t z_t), decode with each codec, write "
+                       "before.wav / after.wav per codec and a zip.")  # fmt: skip
+    _common(p, "transfer")
+    p.add_argument("--clip", type=Path, required=True, help="source audio file")
+    p.add_argument("--target", required=True, help="target group, e.g. 'cello' or 'bass A3'")
+    p.add_argument("--alpha", type=_alpha, default=1.0, help="strength in [0, 1.5] (default 1)")
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="re-quantize the shifted latents before decoding (codecs that support it)",
+    )
+
+    p = sub.add_parser("evaluate", help="quality vs bitrate on held-out clips + probes",
+                       description="Reconstruct held-out clips with ALMTokenizer at every window "
+                       "and EnCodec at several bandwidths; write results.csv/.json/.md and "
+                       "quality_vs_bitrate.png/.html. Held-out: --heldout-ids, else "
+                       "--split-seed, else the training split's test sounds.")  # fmt: skip
+    _common(p, "evaluate")
+    p.add_argument("--heldout-ids", type=_ints, default=None, help="comma-separated sound ids")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="held-out = 20%% of sounds drawn with this seed (grouped by sound)",
+    )
+    p.add_argument(
+        "--windows",
+        type=_windows,
+        default=list(range(2, 11)),
+        help="ALMTokenizer windows, e.g. '2-10' or '2,6,10' (default 2-10)",
+    )
+    p.add_argument(
+        "--bandwidths",
+        type=_floats,
+        default=[1.5, 3.0, 6.0],
+        help="EnCodec bandwidths in kbps (default 1.5,3,6)",
+    )
+    p.add_argument("--max-clips", type=_positive_int, default=None, help="evaluate at most N clips")
+    p.add_argument("--no-probe", action="store_true", help="skip the semantic probe")
+
+    p = sub.add_parser("probe", help="semantic structure scores (instrument, note, octave)",
+                       description="Linear and non-linear probe accuracy (grouped by sound id), "
+                       "GMM clustering agreement and silhouette of each codec's pooled latents; "
+                       "writes probe.json and probe.md.")  # fmt: skip
+    _common(p, "probe")
+    p.add_argument(
+        "--attributes",
+        default="instrument,note,octave",
+        help="comma-separated attributes (default instrument,note,octave)",
+    )
+    return parser
+
+
+def _cache(args: argparse.Namespace) -> Path | None:
+    return None if args.no_cache else args.cache_dir
+
+
+def _models(args: argparse.Namespace) -> list[Any]:
+    from analysis.models import load_codecs
+
+    want_alm = args.codecs in ("both", "almtokenizer")
+    want_enc = args.codecs in ("both", "encodec")
+    pair = load_codecs(
+        args.alm_checkpoint if want_alm else None,
+        args.encodec_checkpoint if want_enc else None,
+        args.encodec_weights if want_enc else None,
+        args.encodec_bandwidth,
+    )
+    return pair.all()
+
+
+def _items(args: argparse.Namespace) -> list[Any]:
+    from analysis.dataset import load_items
+
+    return load_items(args.dataset_root)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from analysis.maps import build_latent_map
+    from analysis.probe import probe_latents
+    from analysis.projection import save_embedding
+    from codec.audio import load_audio
+
+    codecs, items = _models(args), _items(args)
+    uploads = [(p.stem, load_audio(p)) for p in args.upload]
+    scores = None
+    if args.with_probe:
+        from analysis.latents import extract_latents
+
+        scores = {}
+        for c in codecs:
+            lat = extract_latents(c, items, args.window, cache_dir=_cache(args))
+            scores[c.name] = probe_latents(lat.pooled, lat.items, c.name, seed=args.seed)
+    m = build_latent_map(
+        codecs, items, args.window, args.method, args.color_by, uploads, scores,
+        cache_dir=_cache(args), random_state=args.seed,
+    )  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    html = args.out / f"map_{args.method}_{args.color_by}.html"
+    m.figure.write_html(str(html), include_plotlyjs=True)
+    for lat, panel in zip(m.latents, m.panels):
+        save_embedding(args.out / f"embedding_{lat.codec_name}_{args.method}.npz", panel.embedding,
+                       [str(c.path) for c in lat.clips])  # fmt: skip
+    print(html)
+    return 0
+
+
+def cmd_traverse(args: argparse.Namespace) -> int:
+    from analysis.export import safe_name
+    from analysis.traversal import export_traversal, traverse
+
+    if len(args.waypoints) < 2:
+        raise ValueError("traverse needs two or more waypoints")
+    if args.steps < 2:
+        raise ValueError("--steps must be >= 2 (both ends are included)")
+    if args.no_glide and args.no_steps:
+        raise ValueError("--no-glide and --no-steps leave nothing to render")
+    codecs, items = _models(args), _items(args)
+    results = [
+        traverse(
+            c, args.waypoints, items, args.window, args.steps, args.mode, args.space,
+            render_steps=not args.no_steps, render_glide=not args.no_glide,
+            glide_seconds=args.glide_seconds, cache_dir=_cache(args), progress=True,
+        )
+        for c in codecs
+    ]  # fmt: skip
+    name = args.name or safe_name(
+        "_to_".join(Path(w).stem if Path(w).is_file() else w for w in args.waypoints)
+    )
+    exp = export_traversal(results, args.out, name)
+    print(exp.zip_path)
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from analysis.export import export_audio
+    from analysis.timbre import timbre_transfer
+
+    codecs, items = _models(args), _items(args)
+    tracks = {}
+    for c in codecs:
+        r = timbre_transfer(c, args.clip, args.target, items, args.alpha, args.window,
+                            args.quantize, cache_dir=_cache(args))  # fmt: skip
+        tag = c.name + (f"_w{r.window}" if r.window is not None else "")
+        tracks[tag] = {"before": r.before, "after": r.after}
+    name = f"{args.clip.stem}_to_{args.target}_a{args.alpha:g}"
+    exp = export_audio(tracks, args.out, name)
+    print(exp.zip_path)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from analysis.dataset import unseen_sound_ids
+    from analysis.evaluate import evaluate_codecs
+
+    codecs, items = _models(args), _items(args)
+    ids = args.heldout_ids
+    if ids is None and args.split_seed is None:
+        ids = unseen_sound_ids(args.dataset_root)
+    report = evaluate_codecs(
+        codecs, items, args.out, ids, args.split_seed, args.windows, args.bandwidths,
+        probe=not args.no_probe, probe_window=args.window, max_clips=args.max_clips,
+        cache_dir=_cache(args), seed=args.seed,
+    )  # fmt: skip
+    print(report.files["md"])
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from analysis.latents import extract_latents
+    from analysis.probe import probe_latents
+    from analysis.report import _json_safe
+
+    attrs = [a.strip() for a in args.attributes.split(",") if a.strip()]
+    bad = [a for a in attrs if a not in ("instrument", "note", "octave")]
+    if bad or not attrs:
+        raise ValueError(f"unknown attributes {bad}; choose from instrument, note, octave")
+    codecs, items = _models(args), _items(args)
+    out: dict[str, Any] = {}
+    header = (
+        "| codec | attribute | linear acc | non-linear acc | ARI | NMI | homogeneity | silhouette |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    for c in codecs:
+        lat = extract_latents(c, items, args.window, cache_dir=_cache(args))
+        scores = probe_latents(lat.pooled, lat.items, c.name, attrs, seed=args.seed)
+        out[c.name] = {a: s.as_dict() for a, s in scores.items()}
+        for a, s in scores.items():
+            vals = (
+                s.linear_accuracy,
+                s.nonlinear_accuracy,
+                s.ari,
+                s.nmi,
+                s.homogeneity,
+                s.silhouette,
+            )
+            lines.append(f"| {c.name} | {a} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "probe.json").write_text(json.dumps(_json_safe(out), indent=2))
+    (args.out / "probe.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+_HANDLERS = {
+    "map": cmd_map, "traverse": cmd_traverse, "transfer": cmd_transfer,
+    "evaluate": cmd_evaluate, "probe": cmd_probe,
+}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` and run one command. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    from codec.audio import AudioError
+    from codec.checkpoint import CheckpointError
+
+    try:
+        return _HANDLERS[args.command](args)
+    except (CheckpointError, AudioError, FileNotFoundError, ValueError, NotImplementedError) as e:
+        print(f"python -m analysis {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,142 @@
+"""Small helpers that talk to a `codec.base.Codec` through its public interface only.
+
+Everything in `analysis/` reaches models through these functions (or the Codec methods
+themselves), never through a backend's internals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from typing import Any
+
+import torch
+
+from codec.base import Codec
+
+log = logging.getLogger(__name__)
+
+_WINDOW_PROBES = (2, 10)
+_HEX = re.compile(r"(sd-)?[0-9a-fA-F]{8,64}")
+
+# Config keys that never change a codec's continuous latents, left out of identities: EnCodec's
+# bandwidth only selects how many codebooks quantize the (unchanged) encoder output.
+SETTINGS_OUTSIDE_LATENTS: dict[str, tuple[str, ...]] = {
+    "encodec": ("bandwidth", "train_bandwidths"),
+}
+
+
+def codec_device(codec: Codec) -> torch.device:
+    """The device of the codec's first parameter or buffer (CPU for a parameterless codec)."""
+    for t in codec.parameters():
+        return t.device
+    for t in codec.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def uses_window(codec: Codec) -> bool:
+    """True when the codec's frame rate depends on the window size (ALMTokenizer), False when
+    the window is ignored (EnCodec). Asked through `frame_rate` alone."""
+    rates = {float(codec.frame_rate(w)) for w in _WINDOW_PROBES}
+    return len(rates) > 1
+
+
+def effective_window(codec: Codec, window: int | None) -> int | None:
+    """`window` for codecs that use one, None for codecs that ignore it (so cache keys and
+    labels do not multiply for EnCodec)."""
+    return window if uses_window(codec) else None
+
+
+def state_dict_hash(codec: Codec) -> str:
+    """Content hash (16 hex chars) of the codec's name, config (less SETTINGS_OUTSIDE_LATENTS)
+    and every state tensor.
+
+    Used as the identity of models that were never saved (no `checkpoint_hash` attribute).
+    """
+    h = hashlib.sha256()
+    h.update(codec.name.encode())
+    config = {
+        k: v
+        for k, v in codec.config_dict().items()
+        if k not in SETTINGS_OUTSIDE_LATENTS.get(codec.name, ())
+    }
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for key, tensor in sorted(codec.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def codec_identity(codec: Codec) -> str:
+    """`codec.checkpoint_hash` when the codec was loaded from a checkpoint folder or weights
+    file (a hex content hash), else a hash of its state dict (unsaved models; also backends that
+    set a placeholder such as "random-init"). Equal identities mean equal latents, as long as a
+    loaded model's weights are not modified in memory afterwards."""
+    ident = getattr(codec, "checkpoint_hash", None)
+    if isinstance(ident, str) and _HEX.fullmatch(ident):
+        return f"{codec.name}-{ident}"
+    return f"{codec.name}-sd-{state_dict_hash(codec)}"
+
+
+def codec_label(codec: Codec, window: int | None = None) -> str:
+    """Human-readable label such as "almtokenizer (w=6, 1.1 kbps)" or "encodec (1.5 kbps)"."""
+    w = effective_window(codec, window)
+    kbps = codec.bitrate(w) / 1000.0
+    return (
+        f"{codec.name} (w={w}, {kbps:.2f} kbps)"
+        if w is not None
+        else f"{codec.name} ({kbps:.2f} kbps)"
+    )
+
+
+def as_batch(wav: torch.Tensor) -> torch.Tensor:
+    """`[N]`, `[1, N]` or `[B, 1, N]` -> `[B, 1, N]` float32."""
+    x = torch.as_tensor(wav).float()
+    if x.dim() == 1:
+        x = x[None, None]
+    elif x.dim() == 2:
+        x = x[:, None] if x.shape[0] != 1 else x[None]
+    if x.dim() != 3 or x.shape[1] != 1:
+        raise ValueError(
+            f"expected a mono waveform [N], [1, N] or [B, 1, N], got {tuple(wav.shape)}"
+        )
+    return x
+
+
+@torch.inference_mode()
+def decode_frames(
+    codec: Codec, frames: torch.Tensor, window: int | None, num_samples: int
+) -> torch.Tensor:
+    """Decode one latent sequence `[T, D]` (time first, as analysis stores it) to `[1, N]`."""
+    latents = frames.T[None].to(codec_device(codec), torch.float32)  # [1, D, T]
+    wav = codec.decode(latents, window, num_samples=num_samples)  # [1, 1, N]
+    return wav[0].detach().cpu().float()
+
+
+def requantize(codec: Codec, latents: torch.Tensor, window: int | None) -> torch.Tensor:
+    """Snap continuous latents `[B, D, T]` to the codec's quantizer: quantized `[B, D, T]`.
+
+    The Codec interface has no public quantize step; this uses a backend's optional
+    `quantize(latents, window)` method (returning a tensor or an object with `.quantized`).
+
+    Raises:
+        NotImplementedError: the codec offers no `quantize` method.
+    """
+    fn: Any = getattr(codec, "quantize", None)
+    if fn is None or not callable(fn):
+        raise NotImplementedError(
+            f"{codec.name} has no public quantize(latents, window); re-quantization is unavailable"
+        )
+    with torch.inference_mode():
+        out = fn(latents.to(codec_device(codec)), window)
+    q = getattr(out, "quantized", out)
+    if isinstance(q, tuple):
+        q = q[0]
+    if not isinstance(q, torch.Tensor) or q.shape != latents.shape:
+        raise TypeError(f"{codec.name}.quantize returned {type(out).__name__}, not [B, D, T]")
+    return q

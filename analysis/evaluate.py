@@ -1,0 +1,232 @@
+"""Evaluation over held-out clips: quality against bitrate for every codec setting, plus the
+semantic probe.
+
+Settings: a codec whose frame rate depends on the window (ALMTokenizer) is evaluated at every
+window in `windows` (2..10); a codec with `set_bandwidth` (EnCodec) at each of `bandwidths`
+(1.5, 3, 6 kbps; its bandwidth is restored afterwards); any other codec at its one setting.
+Every clip goes through `codec.reconstruct` (encode -> quantize -> decode) and is scored with
+`analysis.metrics.quality_metrics` (delay-aligned mel distance, SI-SDR, STOI; PESQ for speech).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from analysis.codec_ops import codec_device, uses_window
+from analysis.dataset import heldout_items
+from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
+from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
+from analysis.probe import ProbeScores, probe_latents
+from codec.audio import load_audio
+from codec.base import Codec
+
+log = logging.getLogger(__name__)
+
+WINDOWS = tuple(range(2, 11))
+ENCODEC_BANDWIDTHS = (1.5, 3.0, 6.0)
+
+
+@dataclass
+class Setting:
+    """One operating point: a window (ALMTokenizer) or a bandwidth in kbps (EnCodec)."""
+
+    window: int | None = None
+    bandwidth: float | None = None
+
+    @property
+    def label(self) -> str:
+        if self.window is not None:
+            return f"w={self.window}"
+        return f"{self.bandwidth:g} kbps" if self.bandwidth is not None else "default"
+
+
+@dataclass
+class EvalRow:
+    """Mean scores of one codec setting over the held-out clips (NaN where undefined)."""
+
+    codec: str
+    setting: str
+    window: int | None
+    bandwidth_kbps: float | None
+    tokens_per_second: float
+    codes_per_second: float
+    bitrate: float
+    mel_distance: float
+    si_sdr: float
+    stoi: float
+    pesq: float
+    n_clips: int
+    n_speech: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EvaluationReport:
+    """Rows per codec setting, probe scores per codec and attribute, and the files written."""
+
+    rows: list[EvalRow]
+    probes: dict[str, dict[str, ProbeScores]]
+    heldout_sound_ids: list[int]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def settings_for(
+    codec: Codec, windows: Sequence[int] = WINDOWS, bandwidths: Sequence[float] = ENCODEC_BANDWIDTHS
+) -> list[Setting]:
+    """The settings a codec is evaluated at (see module docstring); bandwidths the codec
+    refuses are skipped with a warning."""
+    if uses_window(codec):
+        return [Setting(window=int(w)) for w in windows]
+    if callable(getattr(codec, "set_bandwidth", None)):
+        out = []
+        for b in bandwidths:
+            try:
+                with applied(codec, Setting(bandwidth=float(b))):
+                    out.append(Setting(bandwidth=float(b)))
+            except ValueError as e:
+                log.warning("%s: skipping %g kbps: %s", codec.name, b, e)
+        if not out:
+            raise ValueError(f"{codec.name} supports none of the bandwidths {list(bandwidths)}")
+        return out
+    return [Setting()]
+
+
+@contextlib.contextmanager
+def applied(codec: Codec, setting: Setting) -> Iterator[None]:
+    """Apply a bandwidth for the duration of the block, then restore the previous one."""
+    if setting.bandwidth is None:
+        yield
+        return
+    before = codec.bitrate(None) / 1000.0
+    codec.set_bandwidth(setting.bandwidth)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        codec.set_bandwidth(before)  # type: ignore[attr-defined]
+
+
+def is_speech(item: Any) -> bool:
+    """Speech clips of the demo set: klass "speech" or an instrument named speech_*."""
+    return getattr(item, "klass", "") == "speech" or str(
+        getattr(item, "instrument", "")
+    ).startswith("speech")
+
+
+def _nanmean(values: list[float]) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(np.nanmean(arr)) if arr.size and not np.isnan(arr).all() else math.nan
+
+
+@torch.inference_mode()
+def evaluate_codec(
+    codec: Codec,
+    items: Sequence[Any],
+    settings: Sequence[Setting],
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    progress: bool = True,
+) -> list[EvalRow]:
+    """Mean quality of `codec.reconstruct` at each setting over the clips `items`."""
+    codec.eval()
+    dev = codec_device(codec)
+    per: dict[str, list[QualityMetrics]] = {s.label: [] for s in settings}
+    bar = tqdm(total=len(items) * len(settings), desc=f"eval {codec.name}", disable=not progress)
+    for it in items:
+        wav = load_audio(getattr(it, "path", it), codec.sample_rate, max_seconds)[None].to(dev)
+        for s in settings:
+            with applied(codec, s):
+                rec = codec.reconstruct(wav, s.window)
+            per[s.label].append(
+                quality_metrics(rec.cpu(), wav.cpu(), codec.sample_rate, speech=is_speech(it))
+            )
+            bar.update(1)
+    bar.close()
+    rows = []
+    n_speech = sum(is_speech(it) for it in items)
+    for s in settings:
+        with applied(codec, s):
+            rates = codec_rates(codec, s.window)
+        ms = per[s.label]
+        rows.append(
+            EvalRow(
+                codec=codec.name, setting=s.label, window=s.window, bandwidth_kbps=s.bandwidth,
+                tokens_per_second=rates.tokens_per_second, codes_per_second=rates.codes_per_second,
+                bitrate=rates.bitrate, mel_distance=_nanmean([m.mel_distance for m in ms]),
+                si_sdr=_nanmean([m.si_sdr for m in ms]), stoi=_nanmean([m.stoi for m in ms]),
+                pesq=_nanmean([m.pesq for m in ms]), n_clips=len(ms), n_speech=n_speech,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def evaluate_codecs(
+    codecs: Sequence[Codec],
+    items: Sequence[Any],
+    out_dir: str | Path | None = None,
+    heldout_sound_ids: Sequence[int] | None = None,
+    split_seed: int | None = None,
+    windows: Sequence[int] = WINDOWS,
+    bandwidths: Sequence[float] = ENCODEC_BANDWIDTHS,
+    probe: bool = True,
+    probe_window: int = 6,
+    max_clips: int | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    seed: int = 0,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Evaluate every codec on held-out clips and probe its latents; write the report files.
+
+    Args:
+        codecs: e.g. [ALMTokenizer, EnCodecCodec].
+        items: the dataset's records (e.g. `analysis.dataset.load_items(root)`).
+        out_dir: where results.csv / .json / .md and quality_vs_bitrate.png / .html go (None:
+            write nothing).
+        heldout_sound_ids: evaluate the clips of these sounds (e.g.
+            `analysis.dataset.unseen_sound_ids(root)`: sounds training never saw) ...
+        split_seed: ... else the test side of a grouped 80/20 split drawn with this seed; with
+            neither, every item is treated as held out.
+        windows, bandwidths: settings (see `settings_for`).
+        probe: run the semantic probe on all `items` (grouped splits by sound id keep it honest).
+        probe_window: window for the probe's latents (ignored by EnCodec).
+        max_clips: evaluate at most this many held-out clips (a seeded subset).
+        cache_dir: latent cache for the probe.
+        seed: subset and probe seed.
+
+    Raises:
+        ValueError: no held-out clips, or none of `heldout_sound_ids` in `items`.
+    """
+    clips = heldout_items(items, heldout_sound_ids, split_seed)
+    if not clips:
+        raise ValueError("no held-out clips to evaluate")
+    if max_clips is not None and len(clips) > max_clips:
+        rng = np.random.default_rng(seed)
+        clips = [clips[i] for i in sorted(rng.choice(len(clips), max_clips, replace=False))]
+    rows: list[EvalRow] = []
+    probes: dict[str, dict[str, ProbeScores]] = {}
+    for codec in codecs:
+        rows += evaluate_codec(
+            codec, clips, settings_for(codec, windows, bandwidths), progress=progress
+        )
+        if probe:
+            lat = extract_latents(
+                codec, items, probe_window, cache_dir=cache_dir, progress=progress
+            )
+            probes[codec.name] = probe_latents(lat.pooled, lat.items, codec.name, seed=seed)
+    ids = sorted({int(getattr(it, "sound_id", -1)) for it in clips})
+    report = EvaluationReport(rows, probes, ids)
+    if out_dir is not None:
+        from analysis.report import write_report
+
+        report.files = write_report(report, out_dir)
+    return report

@@ -1,0 +1,146 @@
+"""Report files of an evaluation: CSV, JSON, Markdown tables and quality-vs-bitrate plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analysis.evaluate import EvalRow, EvaluationReport
+
+log = logging.getLogger(__name__)
+
+_ROW_COLUMNS = (
+    "codec", "setting", "tokens_per_second", "bitrate", "mel_distance", "si_sdr", "stoi", "pesq",
+    "n_clips",
+)  # fmt: skip
+_PROBE_COLUMNS = (
+    "attribute", "n_classes", "chance", "linear_accuracy", "nonlinear_accuracy", "ari", "nmi",
+    "homogeneity", "silhouette",
+)  # fmt: skip
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return "-" if v is None else str(v)
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def markdown_tables(report: EvaluationReport) -> str:
+    """Markdown: one table of quality per setting, one table of probe scores per codec."""
+    lines = ["## Reconstruction quality on held-out clips", ""]
+    lines.append("| " + " | ".join(_ROW_COLUMNS) + " |")
+    lines.append("|" + "---|" * len(_ROW_COLUMNS))
+    for r in report.rows:
+        d = r.as_dict()
+        lines.append("| " + " | ".join(_fmt(d[c]) for c in _ROW_COLUMNS) + " |")
+    for codec, scores in report.probes.items():
+        lines += ["", f"## Semantic probe: {codec}", ""]
+        lines.append("| " + " | ".join(_PROBE_COLUMNS) + " |")
+        lines.append("|" + "---|" * len(_PROBE_COLUMNS))
+        for s in scores.values():
+            d = s.as_dict()
+            lines.append("| " + " | ".join(_fmt(d[c]) for c in _PROBE_COLUMNS) + " |")
+    lines += ["", f"Held-out sounds: {len(report.heldout_sound_ids)}", ""]
+    return "\n".join(lines)
+
+
+def _by_codec(rows: list[EvalRow]) -> dict[str, list[EvalRow]]:
+    out: dict[str, list[EvalRow]] = {}
+    for r in rows:
+        out.setdefault(r.codec, []).append(r)
+    return {k: sorted(v, key=lambda r: r.bitrate) for k, v in out.items()}
+
+
+def plot_png(rows: list[EvalRow], path: Path) -> Path:
+    """Mel distance and SI-SDR against bitrate, one line per codec (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for codec, rs in _by_codec(rows).items():
+        x = [r.bitrate / 1000 for r in rs]
+        for ax, key in zip(axes, ("mel_distance", "si_sdr")):
+            ax.plot(x, [getattr(r, key) for r in rs], marker="o", label=codec)
+            for i, (r, xv) in enumerate(zip(rs, x)):
+                if len(rs) <= 4 or i in (0, len(rs) - 1):  # label the ends of long sweeps only
+                    ax.annotate(r.setting, (xv, getattr(r, key)), fontsize=7, alpha=0.7)
+    for ax, label in zip(axes, ("mel distance (lower is better)", "SI-SDR dB (higher is better)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("bitrate (kbps)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_html(rows: list[EvalRow], path: Path) -> Path:
+    """The same plot as an interactive plotly HTML file."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("mel distance", "SI-SDR (dB)"))
+    for codec, rs in _by_codec(rows).items():
+        x = [r.bitrate / 1000 for r in rs]
+        for col, key in ((1, "mel_distance"), (2, "si_sdr")):
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=[getattr(r, key) for r in rs], mode="lines+markers", name=codec,
+                    legendgroup=codec, showlegend=col == 1, text=[r.setting for r in rs],
+                    hovertemplate="%{text}: %{y:.3f} at %{x:.2f} kbps",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_xaxes(type="log", title_text="bitrate (kbps)")
+    fig.update_layout(template="plotly_white", title="Quality against bitrate (held-out clips)")
+    fig.write_html(str(path), include_plotlyjs=True)
+    return path
+
+
+def write_report(report: EvaluationReport, out_dir: str | Path) -> dict[str, Path]:
+    """Write results.csv, results.json, results.md, quality_vs_bitrate.png/.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "csv": out / "results.csv",
+        "json": out / "results.json",
+        "md": out / "results.md",
+        "png": out / "quality_vs_bitrate.png",
+        "html": out / "quality_vs_bitrate.html",
+    }
+    with open(files["csv"], "w", newline="") as f:
+        fields = list(report.rows[0].as_dict()) if report.rows else list(_ROW_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in report.rows:
+            writer.writerow(r.as_dict())
+    payload = {
+        "rows": [r.as_dict() for r in report.rows],
+        "probes": {c: {a: s.as_dict() for a, s in ps.items()} for c, ps in report.probes.items()},
+        "heldout_sound_ids": report.heldout_sound_ids,
+    }
+    files["json"].write_text(json.dumps(_json_safe(payload), indent=2))
+    files["md"].write_text(markdown_tables(report))
+    plot_png(report.rows, files["png"])
+    plot_html(report.rows, files["html"])
+    log.info("wrote evaluation report to %s", out)
+    return files

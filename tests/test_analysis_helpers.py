@@ -1,0 +1,121 @@
+"""Shared builders for the analysis tests (no tests here).
+
+- `tiny_alm` / `tiny_encodec`: CPU-sized real ALMTokenizer and EnCodecCodec models, randomly
+  initialised, whose codebooks are initialised by one training-mode forward (k-means on a
+  batch), so quantized latents are not all equal.
+- `timbre_dataset`: `tests.fixtures.make_goodsounds` in the real layout, with each file rewritten
+  with an instrument-specific timbre (harmonic recipe) so instruments differ in latent space.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from codec.almtokenizer import ALMTokenizer
+from codec.encodec import EnCodecCodec
+from tests.fixtures import make_goodsounds, midi_hz
+
+SR = 24000
+TINY_ALM = {
+    "base_args": {
+        "dim": 32, "n_heads": 2, "n_layers": 1, "decoder_n_layers": 1, "ffn_dim": 64,
+        "n_codebooks": 2, "codebook_size": 16, "codebook_dim": 8, "patch_dim": 16,
+        "stft_dim": 16, "stft_encoder_layers": 1, "stft_decoder_layers": 1, "ar_layers": 0,
+        "kmeans_iters": 2,
+    },
+    "mae_args": {"n_layers": 0},
+}  # fmt: skip
+TINY_ENCODEC = {
+    "n_filters": 4, "lstm": 0, "n_q": 4, "target_bandwidths": [1.5, 3.0], "bandwidth": 1.5,
+    "train_bandwidths": [1.5, 3.0], "kmeans_iters": 2,
+}  # fmt: skip
+INSTRUMENTS = ("flute", "cello", "clarinet", "bass")
+MIDIS = (48, 57, 60, 64, 69, 72)
+
+# harmonic amplitude recipes (k = 1..12) and noise level per instrument
+_RECIPES = {
+    "flute": (lambda k: 1.0 if k == 1 else 0.05 / k, 0.02),
+    "cello": (lambda k: 1.0 / k, 0.0),
+    "clarinet": (lambda k: 1.0 / k if k % 2 else 0.0, 0.0),
+    "bass": (lambda k: 1.0 / k**2, 0.05),
+}
+
+
+def _warmup_batch(seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(SR // 2) / SR
+    tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (110.0, 220.0, 330.0, 440.0)])
+    return (0.3 * tones + 0.05 * torch.randn(4, SR // 2, generator=g))[:, None]
+
+
+def tiny_alm(seed: int = 0) -> ALMTokenizer:
+    """A tiny random ALMTokenizer with k-means-initialised codebooks, in eval mode (a fresh
+    copy of a per-seed cached model, so tests may modify it)."""
+    return copy.deepcopy(_tiny_alm(seed))
+
+
+def tiny_encodec(seed: int = 0) -> EnCodecCodec:
+    """A tiny random EnCodecCodec with k-means-initialised codebooks, in eval mode (a fresh
+    copy of a per-seed cached model)."""
+    return copy.deepcopy(_tiny_encodec(seed))
+
+
+@functools.cache
+def _tiny_alm(seed: int) -> ALMTokenizer:
+    torch.manual_seed(seed)
+    model = ALMTokenizer.from_config(TINY_ALM)
+    model.train()
+    with torch.no_grad():
+        model(_warmup_batch(seed + 1), window=4, stage=2)
+    return model.eval()
+
+
+@functools.cache
+def _tiny_encodec(seed: int) -> EnCodecCodec:
+    torch.manual_seed(seed)
+    random.seed(seed)  # the training forward draws its bandwidth with `random`
+    model = EnCodecCodec.from_config(TINY_ENCODEC)
+    model.train()
+    with torch.no_grad():
+        model(_warmup_batch(seed + 1))
+    return model.eval()
+
+
+def timbre_tone(instrument: str, midi: int, seconds: float, seed: int) -> np.ndarray:
+    """`[N]` float32 at 24 kHz: the instrument's harmonic recipe at the MIDI pitch."""
+    amp, noise = _RECIPES[instrument]
+    f0 = midi_hz(midi)
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(amp(k) * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 13) if k * f0 < SR / 2)
+    x = x / (np.abs(x).max() + 1e-9)
+    x = x + noise * np.random.default_rng(seed).standard_normal(len(t))
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+    return (0.4 * x * fade).astype(np.float32)
+
+
+def timbre_dataset(
+    root: Path,
+    instruments: Sequence[str] = INSTRUMENTS,
+    midis: Sequence[int] = MIDIS,
+    microphones: Sequence[str] = ("akg",),
+    seconds: float = 0.5,
+) -> Path:
+    """A Good-sounds-layout folder whose single notes carry instrument-specific timbres."""
+    fx = make_goodsounds(
+        root, instruments, midis, microphones, n_scales=0, extra_klass=None,
+        misleading_pack=False, seconds=0.05, sr=SR,
+    )  # fmt: skip
+    for s in fx.sounds:
+        for i, rel in enumerate(s["files"].values()):
+            x = timbre_tone(s["instrument"], s["midi"], seconds, seed=s["id"] * 10 + i)
+            sf.write(fx.root / rel, x, SR, subtype="FLOAT")
+    return fx.root
