@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +147,26 @@ def ensure_mono_24k(
         raise AudioError(f"{name}: contains NaN or Inf samples")
     mono = torch.from_numpy(np.ascontiguousarray(x.mean(axis=0, dtype=np.float32)))[None, :]
     if int(sr) != target_sr:
-        mono = AF.resample(mono, int(sr), target_sr)
+        mono = _resample(mono, int(sr), target_sr, name)
+    if not torch.isfinite(mono).all():  # finite but huge samples overflow the mix or resampler
+        raise AudioError(f"{name}: sample values too large (up to {np.abs(x).max():.3g})")
     return mono.contiguous()
+
+
+# torchaudio's sinc kernel holds (sr / g) x (target / g) taps (g = gcd), e.g. 8000 x 24000
+# floats (3 GB, 12 s) for a 7999 Hz file. Above this many, the nearest ratio with small terms is
+# used instead (relative pitch/length error ~1e-7, inaudible).
+_MAX_RESAMPLE_TAPS = 1 << 22
+
+
+def _resample(x: torch.Tensor, sr: int, target_sr: int, name: str) -> torch.Tensor:
+    """`AF.resample` with a bounded kernel size (see `_MAX_RESAMPLE_TAPS`)."""
+    ratio = Fraction(target_sr, sr)
+    if ratio.numerator * ratio.denominator > _MAX_RESAMPLE_TAPS:
+        ratio = ratio.limit_denominator(max(1, math.isqrt(int(_MAX_RESAMPLE_TAPS / ratio))))
+        if ratio.numerator == 0:
+            raise AudioError(f"{name}: sample rate {sr} is too high to resample to {target_sr}")
+    return AF.resample(x, ratio.denominator, ratio.numerator)
 
 
 def _to_float32(x: np.ndarray, name: str) -> np.ndarray:

@@ -113,6 +113,11 @@ class Codec(nn.Module, ABC):
     def codes_to_latents(self, codes: torch.Tensor, window: int | None = None) -> torch.Tensor:
         """Look up codes `[B, n_q, T]` in the codebooks: quantized latents `[B, D, T]`."""
 
+    def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """Snap continuous latents `[B, D, T]` (e.g. shifted or interpolated ones) onto the
+        codebooks: the quantized latents `[B, D, T]` that `decode` would see after encoding."""
+        raise NotImplementedError(f"{type(self).__name__} has no public quantize step")
+
     def decode_codes(
         self, codes: torch.Tensor, window: int | None = None, num_samples: int | None = None
     ) -> torch.Tensor:

@@ -123,13 +123,14 @@ def load_codec(path: str | Path) -> Codec:
     _ensure_registered()
     cfg = read_config(path)
     name = cfg["codec"]
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise CheckpointError(
             f"{Path(path) / CONFIG_NAME}: unknown codec {name!r} (known: {sorted(_REGISTRY)})"
         )
     try:
         model = _REGISTRY[name].from_config(cfg["model"])
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, RuntimeError, MemoryError, OverflowError) as e:
+        # RuntimeError / MemoryError: sizes too large to allocate (torch's allocator)
         raise CheckpointError(f"{Path(path) / CONFIG_NAME}: invalid model config: {e}") from e
     load_state_strict(model, read_weights(path), str(Path(path) / WEIGHTS_NAME))
     model.eval()
@@ -147,6 +148,7 @@ def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = Non
     folder = Path(path)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    old = None
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME))
@@ -159,7 +161,6 @@ def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = Non
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync(f)
-        old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             if old.exists():
@@ -170,6 +171,8 @@ def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = Non
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not folder.exists():
+            os.replace(old, folder)  # the second rename failed: put the previous folder back
         raise
     return folder
 

@@ -29,7 +29,7 @@ __all__ = [
 
 MODEL_TYPES = ("almtokenizer", "encodec")
 DATASETS = ("fsd50k", "goodsounds", "demo", "folder")
-LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar")
+LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar", "latent")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -99,6 +99,9 @@ class LambdasConfig:
     commit: float = 1.0
     mae: float = 0.1
     ar: float = 0.1
+    # Stage 2 only: MSE between the mask-token decoder's frames and the frozen patchify frames
+    # e. Not in the paper's loss list; a direct, cheap target that speeds up CPU training.
+    latent: float = 0.0
 
     def weight(self, key: str) -> float:
         """The lambda of a namespaced loss key (`"loss/mel"` -> `mel`)."""

@@ -314,6 +314,11 @@ class EnCodecCodec(Codec):
             )
         return fit_length(self.decoder(latents), num_samples)
 
+    @torch.no_grad()
+    def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """Quantize `[B, D, T]` latents at the current bandwidth: `[B, D, T]`."""
+        return self._quantize_eval(latents, self.num_codebooks)[1]
+
     def codes_to_latents(self, codes: torch.Tensor, window: int | None = None) -> torch.Tensor:
         """Codes `[B, n, T]` (any n <= n_q, e.g. from another bandwidth) -> `[B, D, T]`."""
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.config.n_q:

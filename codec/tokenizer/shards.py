@@ -150,6 +150,7 @@ def write_shard(
         "shard": shard_name(shard),
         "clips": len(rows),
         "bytes": codes_path.stat().st_size,
+        "sha256": _file_sha256(codes_path),
     }
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in [*rows, marker])
     write_text_atomic(part_path, text)
@@ -185,7 +186,17 @@ def shard_done(out_dir: Path, shard: int) -> bool:
         marker is not None
         and marker.get("clips") == len(rows)
         and marker.get("bytes") == codes_path.stat().st_size
+        # same-size damage (bit rot, a torn copy) shows only in the content hash
+        and marker.get("sha256") in (None, _file_sha256(codes_path))
     )
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def merge_index(out_dir: Path, num_shards: int) -> Path:

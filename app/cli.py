@@ -1,0 +1,232 @@
+"""Command line of the app: `python -m app [flags]`.
+
+    python -m app                                  bundled checkpoints + data/demo, 127.0.0.1:7860
+    python -m app --encodec-weights ~/encodec_24khz-d7cc33bc.th --dataset-root ~/good-sounds
+    python -m app --port 8080 --max-seconds 20 --concurrency 2 --share
+
+Bad flags print a message on stderr and exit with status 2; a checkpoint or dataset that cannot
+be loaded exits with status 1. Nothing is downloaded; a public link is only made with --share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.config import (
+    DEFAULT_ALM_CHECKPOINT,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_DATASET_ROOT,
+    DEFAULT_ENCODEC_CHECKPOINT,
+    WINDOW_MAX,
+    WINDOW_MIN,
+    AppConfig,
+)
+
+if TYPE_CHECKING:
+    from app.state import Studio
+
+log = logging.getLogger("app")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m app",
+        description="ALMTokenizer Studio: ALMTokenizer and EnCodec side by side (Gradio).",
+    )
+    p.add_argument(
+        "--alm-checkpoint",
+        type=Path,
+        default=None,
+        help=f"ALMTokenizer checkpoint folder (default {DEFAULT_ALM_CHECKPOINT})",
+    )
+    p.add_argument(
+        "--encodec-checkpoint",
+        type=Path,
+        default=None,
+        help=f"EnCodec checkpoint folder of ours (default {DEFAULT_ENCODEC_CHECKPOINT})",
+    )
+    p.add_argument(
+        "--encodec-weights",
+        type=Path,
+        default=None,
+        help="official EnCodec 24 kHz weights (encodec_24khz-d7cc33bc.th); used when "
+        "the file exists, else the EnCodec checkpoint",
+    )
+    p.add_argument(
+        "--dataset-root",
+        type=Path,
+        default=None,
+        help=f"a Good-sounds root (database.sqlite + sound_files/); default {DEFAULT_DATASET_ROOT}",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="longest clip accepted from users, in seconds (default 30)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=2, help="events processed at once (default 2)"
+    )
+    p.add_argument("--share", action="store_true", help="also make a public Gradio share link")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=4,
+        help=f"initial ALMTokenizer window, {WINDOW_MIN}..{WINDOW_MAX} (default 4)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_CACHE_DIR),
+        help="latent cache folder, or 'none' (default cache/latents)",
+    )
+    p.add_argument(
+        "--export-dir",
+        type=Path,
+        default=None,
+        help="folder for downloads (default: a temporary folder)",
+    )
+    p.add_argument(
+        "--map-limit",
+        type=int,
+        default=None,
+        help="use at most this many dataset clips for maps and probes (default all)",
+    )
+    p.add_argument(
+        "--no-warmup", action="store_true", help="skip the start-up warm-up (latents, UMAP, probes)"
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AppConfig:
+    """Validate the parsed flags (`parser.error` exits with status 2 on the first problem)."""
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be from 1 to 65535, got {args.port}")
+    if not args.host.strip():
+        parser.error("--host must not be empty")
+    if not 0 < args.max_seconds <= 3600:
+        parser.error(f"--max-seconds must be > 0 and <= 3600, got {args.max_seconds:g}")
+    if not 1 <= args.concurrency <= 64:
+        parser.error(f"--concurrency must be from 1 to 64, got {args.concurrency}")
+    if not WINDOW_MIN <= args.window <= WINDOW_MAX:
+        parser.error(f"--window must be from {WINDOW_MIN} to {WINDOW_MAX}, got {args.window}")
+    if args.map_limit is not None and args.map_limit < 3:
+        parser.error(f"--map-limit must be >= 3, got {args.map_limit}")
+    explicit = set()
+    for flag, value in (
+        ("alm_checkpoint", args.alm_checkpoint),
+        ("encodec_checkpoint", args.encodec_checkpoint),
+    ):
+        if value is None:
+            continue
+        explicit.add(flag)
+        if not value.is_dir():
+            what = "does not exist" if not value.exists() else "is not a folder"
+            parser.error(
+                f"--{flag.replace('_', '-')} {value} {what} (expected a checkpoint "
+                "folder with model.safetensors + config.json)"
+            )
+    if args.encodec_weights is not None and args.encodec_weights.is_dir():
+        parser.error(
+            f"--encodec-weights {args.encodec_weights} is a folder; pass the .th file "
+            "(or use --encodec-checkpoint for a checkpoint folder)"
+        )
+    root = args.dataset_root if args.dataset_root is not None else DEFAULT_DATASET_ROOT
+    if not (root / "database.sqlite").is_file():
+        parser.error(f"--dataset-root {root} is not a Good-sounds root (no database.sqlite)")
+    cache = None if str(args.cache_dir).lower() == "none" else Path(args.cache_dir)
+    return AppConfig(
+        alm_checkpoint=args.alm_checkpoint or DEFAULT_ALM_CHECKPOINT,
+        encodec_checkpoint=args.encodec_checkpoint or DEFAULT_ENCODEC_CHECKPOINT,
+        encodec_weights=args.encodec_weights,
+        dataset_root=root,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_seconds=args.max_seconds,
+        concurrency=args.concurrency,
+        cache_dir=cache,
+        export_dir=args.export_dir,
+        window=args.window,
+        map_limit=args.map_limit,
+        warmup=not args.no_warmup,
+        explicit=frozenset(explicit),
+    )
+
+
+def create_app(config: AppConfig) -> tuple[Studio, Any]:
+    """Load models and data, warm up (unless disabled) and build the page."""
+    from app.state import Studio
+    from app.ui import build_demo, initial_map, warm_tabs
+
+    studio = Studio.load(config)
+    initial = None
+    if config.warmup:
+        studio.warmup()
+        warm_tabs(studio)
+        initial = initial_map(studio)
+    return studio, build_demo(studio, initial)
+
+
+def serve(studio: Studio, demo: Any, block: bool = True) -> str:
+    """Queue with the concurrency limit and launch; returns the local URL (when not blocking)."""
+    cfg = studio.config
+    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
+    allowed = [str(studio.out_dir)] + ([str(cfg.export_dir)] if cfg.export_dir else [])
+    _, local_url, _ = demo.launch(
+        server_name=cfg.host,
+        server_port=cfg.port,
+        share=cfg.share,
+        inbrowser=False,
+        prevent_thread_lock=not block,
+        allowed_paths=allowed,
+        quiet=not block,
+        footer_links=["api", "settings"],
+        css=_css(),
+    )
+    return local_url
+
+
+def _css() -> str:
+    from app.ui import CSS
+
+    return CSS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = config_from_args(args, parser)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from codec.audio import AudioError
+    from codec.checkpoint import CheckpointError
+
+    try:
+        studio, demo = create_app(config)
+    except (CheckpointError, AudioError, FileNotFoundError, ValueError) as e:
+        print(f"python -m app: error: {e}", file=sys.stderr)
+        return 1
+    try:
+        serve(studio, demo, block=True)
+    except OSError as e:  # e.g. the port is taken
+        print(
+            f"python -m app: error: cannot serve on {config.host}:{config.port}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,54 @@
+"""Start-up configuration of the app and its defaults (kept free of heavy imports so that
+`python -m app --help` and flag errors answer at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ALM_CHECKPOINT = REPO_ROOT / "checkpoints" / "almtokenizer_demo"
+DEFAULT_ENCODEC_CHECKPOINT = REPO_ROOT / "checkpoints" / "encodec_demo"
+DEFAULT_DATASET_ROOT = REPO_ROOT / "data" / "demo"
+DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "latents"
+BANDWIDTHS = (1.5, 3.0, 6.0, 12.0, 24.0)
+WINDOW_MIN, WINDOW_MAX = 2, 10
+DEFAULT_TRAVERSAL = ("bass A3", "clarinet A6")
+SPEECH_KLASS = "speech"
+
+
+@dataclass
+class AppConfig:
+    """Start-up options (the CLI flags, validated by `app.cli`).
+
+    Attributes:
+        alm_checkpoint, encodec_checkpoint: checkpoint folders.
+        encodec_weights: the official EnCodec state-dict file; used when it exists.
+        dataset_root: a Good-sounds-layout root (database.sqlite + sound_files/).
+        host, port, share: where to serve; `share` asks Gradio for a public link.
+        max_seconds: longest clip accepted from users.
+        concurrency: events processed at once (the queue's default concurrency limit).
+        cache_dir: latent cache folder (None: no disk cache).
+        export_dir: folder for traversal/timbre downloads (None: a temporary folder).
+        window: the ALMTokenizer window every tab starts at (the map is fitted at it).
+        map_limit: at most this many dataset clips in maps and probes (None: all).
+        warmup: extract latents and fit the default map before serving.
+        explicit: names of the path options the user gave (a missing explicit path is an
+            error; a missing default one falls back with a banner).
+    """
+
+    alm_checkpoint: Path = DEFAULT_ALM_CHECKPOINT
+    encodec_checkpoint: Path = DEFAULT_ENCODEC_CHECKPOINT
+    encodec_weights: Path | None = None
+    dataset_root: Path = DEFAULT_DATASET_ROOT
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    max_seconds: float = 30.0
+    concurrency: int = 2
+    cache_dir: Path | None = DEFAULT_CACHE_DIR
+    export_dir: Path | None = None
+    window: int = 4
+    map_limit: int | None = None
+    warmup: bool = True
+    explicit: frozenset[str] = frozenset()

@@ -1,0 +1,223 @@
+"""Timbre transfer tab: move a clip's latents toward an instrument's centroid, both codecs.
+
+z'_t = z_t + alpha (c - mean_t z_t) with c the centroid of the target group ("cello",
+"cello A3"); `analysis.timbre.timbre_transfer` does the math, this tab only wires it. "Before"
+is the same decode path with alpha = 0, so before/after differ only by the shift.
+
+Per codec the tab composes the public steps of `analysis.timbre.timbre_transfer` (encode,
+centroid, `shift_to_centroid`, decode) so that the clip's latents and its "before" decode are
+cached by clip hash: moving the strength slider or changing the target then costs one decode per
+codec. tests/test_app.py checks the result equals `timbre_transfer`'s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import torch
+
+from analysis.codec_ops import decode_frames, effective_window
+from analysis.export import export_audio, safe_name
+from analysis.groups import group_centroid
+from analysis.latents import encode_waveform
+from analysis.timbre import ALPHA_RANGE, shift_to_centroid
+from app.clips import Clip, load_clip, write_wav
+from app.errors import UserInputError, user_errors
+from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.tabs.reconstruct import check_window
+from codec.base import Codec
+
+ANY_NOTE = "(any)"
+
+
+def target_group(studio: Studio, instrument: Any, note: Any) -> str:
+    """Group text such as "cello" or "cello A3" after checking the instrument exists."""
+    inst = str(instrument or "").strip()
+    if inst not in studio.instruments:
+        raise UserInputError(
+            f"unknown target instrument {instrument!r}; "
+            f"choose one of {', '.join(studio.instruments)}"
+        )
+    n = str(note or "").strip()
+    return inst if not n or n == ANY_NOTE else f"{inst} {n}"
+
+
+def check_alpha(strength: Any) -> float:
+    try:
+        alpha = float(strength)
+    except (TypeError, ValueError):
+        raise UserInputError(f"strength must be a number, got {strength!r}") from None
+    lo, hi = ALPHA_RANGE
+    if not lo <= alpha <= hi:
+        raise UserInputError(f"strength must be from {lo:g} to {hi:g}, got {alpha:g}")
+    return alpha
+
+
+def transfer_one(
+    studio: Studio, codec: Codec, clip: Clip, target: str, alpha: float, window: int
+) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """(before `[1, N]`, after `[1, N]`, effective window) for one codec."""
+    win = effective_window(codec, window)
+    z = studio.results.get_or_compute(
+        (clip.key, codec.name, "latents", win), lambda: encode_waveform(codec, clip.wav, win)
+    )
+    gc = group_centroid(codec, studio.items, target, win, studio.config.cache_dir)
+
+    def decode(frames):
+        return decode_frames(codec, torch.from_numpy(frames.copy()), win, z.num_samples)
+
+    before = studio.results.get_or_compute(
+        (clip.key, codec.name, "before", win), lambda: decode(z.frames)
+    )
+    after = decode(shift_to_centroid(z.frames, gc.centroid, alpha))
+    return before, after, win
+
+
+def transfer(
+    studio: Studio,
+    audio: Any,
+    instrument: Any,
+    note: Any,
+    strength: Any,
+    window: Any,
+    progress: Any = None,
+) -> tuple[str, str, str, str, str, str]:
+    """ALMTokenizer before/after, EnCodec before/after, zip path, caption."""
+    target = target_group(studio, instrument, note)
+    alpha = check_alpha(strength)
+    w = check_window(window)
+    clip = load_clip(audio, studio.config.max_seconds)
+    tracks: dict[str, dict[str, Any]] = {}
+    for i, (label, codec) in enumerate(studio.codecs()):
+        if progress is not None:
+            progress(i / 2, desc=f"{label}: toward {target}")
+        before, after, win = transfer_one(studio, codec, clip, target, alpha, w)
+        tag = codec.name + (f"_w{win}" if win is not None else "")
+        tracks[tag] = {"before": before, "after": after}
+    name = safe_name(f"{Path(clip.name).stem}_to_{target}_alpha{alpha:g}", "timbre", max_len=80)
+    export_root = Path(studio.config.export_dir)
+    export_root.mkdir(parents=True, exist_ok=True)
+    exported = export_audio(tracks, tempfile.mkdtemp(prefix="timbre-", dir=export_root), name)
+    players = []
+    for tag, pair in tracks.items():
+        players += [write_wav(exported.folder, f"{tag}_{k}", v) for k, v in pair.items()]
+    members = len(_members(studio, target))
+    caption = (
+        f"**{clip.name}** toward **{target}** (centroid of {members} sounds), strength "
+        f"{alpha:g}, ALMTokenizer w={w}. 'Before' decodes the unshifted latents."
+    )
+    return (*players, str(exported.zip_path), caption)  # type: ignore[return-value]
+
+
+def _members(studio: Studio, target: str) -> list[Any]:
+    from analysis.groups import parse_group, select_group
+
+    return select_group(studio.items, parse_group(target, studio.instruments))
+
+
+def note_choices(studio: Studio, instrument: Any) -> Any:
+    """The note dropdown's update for a chosen instrument."""
+    inst = str(instrument or "")
+    return gr.update(choices=[ANY_NOTE, *studio.pitches(inst)], value=ANY_NOTE)
+
+
+def source_path(studio: Studio, label: Any) -> str:
+    sound = studio.sound(str(label or ""))
+    if sound is None:
+        raise UserInputError(f"unknown clip {label!r}; pick one from the list")
+    return str(sound.path)
+
+
+def build(studio: Studio) -> None:
+    """Lay out the tab and wire its events."""
+    speech = [s.label for s in studio.sounds if s.is_speech]
+    others = [s.label for s in studio.sounds if not s.is_speech]
+    instruments = studio.instruments
+    default_inst = "cello" if "cello" in instruments else (instruments[0] if instruments else None)
+    with gr.Row():
+        with gr.Column(scale=2):
+            audio = gr.Audio(
+                label="Clip (upload, record, or pick a dataset/speech clip)",
+                sources=["upload", "microphone"],
+                type="filepath",
+                elem_id="timbre_audio",
+            )
+            source = gr.Dropdown(
+                speech + others,
+                value=None,
+                label="Dataset or bundled speech clip",
+                elem_id="timbre_source",
+            )
+        with gr.Column(scale=1):
+            instrument = gr.Dropdown(
+                instruments,
+                value=default_inst,
+                label="Target instrument",
+                elem_id="timbre_instrument",
+            )
+            note = gr.Dropdown(
+                [ANY_NOTE, *studio.pitches(default_inst or "")],
+                value=ANY_NOTE,
+                allow_custom_value=True,
+                label="Target note (optional)",
+                elem_id="timbre_note",
+            )
+            strength = gr.Slider(
+                *ALPHA_RANGE,
+                value=1.0,
+                step=0.05,
+                label="Strength (alpha)",
+                elem_id="timbre_strength",
+            )
+            window = gr.Slider(
+                WINDOW_MIN,
+                WINDOW_MAX,
+                value=studio.config.window,
+                step=1,
+                label="ALMTokenizer window",
+                elem_id="timbre_window",
+            )
+            run = gr.Button("Transfer", variant="primary", elem_id="transfer_btn")
+    caption = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            alm_before = gr.Audio(label="ALMTokenizer before", type="filepath", interactive=False)
+            alm_after = gr.Audio(
+                label="ALMTokenizer after",
+                type="filepath",
+                interactive=False,
+                elem_id="timbre_alm_after",
+            )
+        with gr.Column():
+            enc_before = gr.Audio(label="EnCodec before", type="filepath", interactive=False)
+            enc_after = gr.Audio(
+                label="EnCodec after",
+                type="filepath",
+                interactive=False,
+                elem_id="timbre_encodec_after",
+            )
+    download = gr.File(label="Download (zip)", elem_id="timbre_zip")
+
+    @user_errors
+    def on_transfer(a, inst, n, s, w, progress=gr.Progress()):  # noqa: B008
+        return transfer(studio, a, inst, n, s, w, progress)
+
+    @user_errors
+    def on_instrument(inst):
+        return note_choices(studio, inst)
+
+    @user_errors
+    def on_source(label):
+        return source_path(studio, label)
+
+    run.click(
+        on_transfer,
+        [audio, instrument, note, strength, window],
+        [alm_before, alm_after, enc_before, enc_after, download, caption],
+        api_name="transfer",
+    )
+    instrument.input(on_instrument, [instrument], [note], api_name="timbre_notes")
+    source.input(on_source, [source], [audio], api_name="timbre_source")

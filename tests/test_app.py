@@ -1,0 +1,425 @@
+"""The Gradio app end to end: started on a free port with small random-init checkpoints and a
+miniature Good-sounds, then driven through gradio_client (every tab, every api_name, errors).
+
+The last test drives the page in headless chromium (Playwright, Debian's /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated"
+)  # Gradio's own use of pandas
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from app.cli import build_parser, config_from_args, create_app, main, serve  # noqa: E402
+from app.config import AppConfig  # noqa: E402
+from app.errors import user_message  # noqa: E402
+from app.state import Studio  # noqa: E402
+from codec.audio import AudioError  # noqa: E402
+from tests.test_app_support import AppAssets, free_port, make_app_assets  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+API_NAMES = {
+    "reconstruct", "load_example", "set_window", "set_bandwidth", "latent_map", "play_sound",
+    "traverse", "transfer", "timbre_notes", "timbre_source",
+}  # fmt: skip
+CLIP_SAMPLES = int(round(1.2 * 24000))  # the 1.2 s 44.1 kHz stereo clip, at 24 kHz
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> AppAssets:
+    return make_app_assets(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def server(assets: AppAssets):
+    """(studio, demo, url) of a running app; closed after the module."""
+    studio, demo = create_app(assets.config(port=free_port()))
+    url = serve(studio, demo, block=False)
+    yield studio, demo, url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server[2], verbose=False, download_files=str(server[0].out_dir / "client"))
+
+
+def arr(value) -> np.ndarray:
+    """A plotly array: a list, or plotly's typed-array form {"dtype", "bdata", "shape"}."""
+    if isinstance(value, dict) and "bdata" in value:
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        return a.reshape([int(n) for n in str(shape).split(",")]) if shape else a
+    return np.asarray(value)
+
+
+def wav_len(path: str) -> int:
+    return sf.info(path).frames
+
+
+def plot_json(value) -> dict:
+    """The plotly figure behind a gr.Plot output as gradio_client returns it."""
+    plot = value["plot"] if isinstance(value, dict) and "plot" in value else value
+    return json.loads(plot) if isinstance(plot, str) else plot
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--port", "70000"], "--port must be from 1 to 65535"),
+        (["--max-seconds", "0"], "--max-seconds must be > 0"),
+        (["--concurrency", "0"], "--concurrency must be from 1 to 64"),
+        (["--window", "11"], "--window must be from 2 to 10"),
+        (["--alm-checkpoint", "/nonexistent/ckpt"], "does not exist"),
+        (["--dataset-root", "/"], "not a Good-sounds root"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_exit_2_with_message(argv, needle, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_python_m_app_bad_flag_subprocess() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--port", "0"], cwd=REPO, capture_output=True, text=True,
+        timeout=60, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--port must be from 1 to 65535" in proc.stderr
+
+
+def test_flags_reach_config(assets: AppAssets) -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--alm-checkpoint", str(assets.alm), "--encodec-checkpoint", str(assets.encodec),
+         "--dataset-root", str(assets.dataset), "--port", "7999", "--max-seconds", "12",
+         "--concurrency", "3", "--host", "0.0.0.0", "--cache-dir", "none"]
+    )  # fmt: skip
+    cfg = config_from_args(args, parser)
+    assert (cfg.port, cfg.max_seconds, cfg.concurrency, cfg.host) == (7999, 12.0, 3, "0.0.0.0")
+    assert cfg.cache_dir is None and not cfg.share
+    assert cfg.explicit == {"alm_checkpoint", "encodec_checkpoint"}
+    defaults = config_from_args(parser.parse_args([]), parser)
+    assert (defaults.host, defaults.port, defaults.share) == ("127.0.0.1", 7860, False)
+    assert defaults.alm_checkpoint.name == "almtokenizer_demo"
+    assert defaults.encodec_checkpoint.name == "encodec_demo"
+
+
+def test_missing_default_checkpoints_fall_back_with_banner(assets: AppAssets, tmp_path) -> None:
+    cfg = AppConfig(
+        alm_checkpoint=tmp_path / "no_alm", encodec_checkpoint=tmp_path / "no_encodec",
+        dataset_root=assets.dataset, cache_dir=None, warmup=False,
+    )  # fmt: skip
+    studio = Studio.load(cfg)
+    text = " ".join(studio.notices)
+    assert "no_alm not found" in text and "UNTRAINED" in text
+    assert "no_encodec not found" in text or "EnCodec" in text
+    from app.ui import banner_markdown
+
+    assert "Warning" in banner_markdown(studio)
+
+
+def test_missing_encodec_weights_fall_back_to_checkpoint(assets: AppAssets, tmp_path) -> None:
+    cfg = assets.config(encodec_weights=tmp_path / "encodec_24khz-d7cc33bc.th", warmup=False)
+    studio = Studio.load(cfg)
+    assert any("weights file" in n and "using the EnCodec checkpoint" in n for n in studio.notices)
+    assert studio.encodec.weights_source == f"checkpoint:{assets.encodec}"
+
+
+def test_bandwidth_choices_follow_the_encodec_model(assets: AppAssets, tmp_path) -> None:
+    """A small trained baseline (configs/encodec_demo.yaml) supports only 1.5 / 3 / 6 kbps."""
+    from app.tabs.reconstruct import check_bandwidth
+    from app.ui import build_demo
+    from codec.encodec import EnCodecCodec
+
+    small = EnCodecCodec.from_config(
+        {"n_filters": 4, "lstm": 0, "dimension": 32, "n_q": 8,
+         "target_bandwidths": [1.5, 3.0, 6.0], "train_bandwidths": [1.5, 3.0, 6.0]}
+    ).save_pretrained(tmp_path / "enc_small")  # fmt: skip
+    studio = Studio.load(assets.config(encodec_checkpoint=small, warmup=False))
+    assert studio.bandwidths == (1.5, 3.0, 6.0)
+    assert check_bandwidth(studio, "6") == 6.0
+    with pytest.raises(ValueError, match="one of 1.5, 3, 6 kbps"):
+        check_bandwidth(studio, 12.0)
+    demo = build_demo(studio)
+    radios = [c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "bandwidth"]
+    assert [v for _, v in radios[0].choices] == [1.5, 3.0, 6.0]
+
+
+def test_broken_explicit_checkpoint_exits_1(assets: AppAssets, tmp_path, capsys) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    code = main(["--alm-checkpoint", str(bad), "--dataset-root", str(assets.dataset),
+                 "--no-warmup", "--cache-dir", "none"])  # fmt: skip
+    assert code == 1
+    assert "config.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_error_messages_are_readable() -> None:
+    msg = user_message(AudioError("/tmp/gradio/0a1b2c/notes.txt: not a readable audio file (x)"))
+    assert msg.startswith("'notes.txt' is not an audio file") and "/tmp" not in msg
+    msg = user_message(AudioError("/tmp/x/long.wav: 45.0 s is longer than the 30 s cap"))
+    assert "too long" in msg and "--max-seconds" in msg
+    assert "Internal error (KeyError)" in user_message(KeyError("x"))
+
+
+# --- the running app ---------------------------------------------------------------------------
+def test_every_event_has_an_api_name(server, client: Client) -> None:
+    _, demo, _ = server
+    names = [fn.api_name for fn in demo.fns.values()]
+    assert all(names), f"events without api_name: {names}"
+    assert set(names) >= API_NAMES
+    assert not demo.share  # no public link unless --share
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {f"/{n}" for n in API_NAMES} <= set(endpoints)
+
+
+def test_reconstruct_tab(server, client: Client, assets: AppAssets) -> None:
+    studio = server[0]
+    out = client.predict(handle_file(str(assets.clip)), 4, 1.5, api_name="/reconstruct")
+    assert len(out) == 13
+    orig_spec, orig_info, alm_audio, alm_info, alm_spec, alm_usage, alm_tl = out[:7]
+    enc_audio, enc_info, enc_spec, enc_usage, enc_tl, table = out[7:]
+    assert wav_len(alm_audio) == CLIP_SAMPLES and wav_len(enc_audio) == CLIP_SAMPLES
+    assert "1.20 s" in orig_info
+    assert "12.50 tokens/s" in alm_info and "0.225 kbps" in alm_info  # 50/4 Hz x 3 x 6 bit
+    assert "75.00 tokens/s" in enc_info and "1.500 kbps" in enc_info
+    spec = plot_json(alm_spec)
+    assert spec["data"][0]["type"] == "heatmap" and arr(spec["data"][0]["z"]).shape[0] == 80
+    assert plot_json(orig_spec)["data"][0]["type"] == "heatmap"
+    usage = plot_json(alm_usage)
+    assert [d["type"] for d in usage["data"]] == ["bar", "bar"]
+    assert len(arr(usage["data"][0]["x"])) == studio.alm.num_codebooks
+    tl = plot_json(enc_tl)
+    assert arr(tl["data"][0]["z"]).shape == (2, -(-CLIP_SAMPLES // 320))  # 2 codebooks
+    rows = table["data"]
+    assert [r[0] for r in rows] == ["ALMTokenizer", "EnCodec"]
+    assert rows[0][1] == "w=4" and rows[1][1] == "1.5 kbps"
+    assert all(np.isfinite(float(v)) for v in rows[0][4:])
+
+
+def test_slider_move_recomputes_only_almtokenizer(server, client: Client, assets) -> None:
+    studio = server[0]
+    client.predict(handle_file(str(assets.clip)), 4, 1.5, api_name="/reconstruct")
+    misses = studio.results.misses
+    out = client.predict(handle_file(str(assets.clip)), 7, 1.5, api_name="/set_window")
+    assert len(out) == 6  # ALMTokenizer column (5) + table
+    assert studio.results.misses == misses + 1  # the ALMTokenizer column only
+    assert "w=7" in out[1] and wav_len(out[0]) == CLIP_SAMPLES
+    assert out[5]["data"][0][1] == "w=7" and out[5]["data"][1][1] == "1.5 kbps"
+    out = client.predict(handle_file(str(assets.clip)), 7, 6.0, api_name="/set_bandwidth")
+    assert "6 kbps" in out[1] and "6.000 kbps" in out[1]
+    assert arr(plot_json(out[4])["data"][0]["z"]).shape[0] == 8  # 8 codebooks at 6 kbps
+    assert studio.results.misses == misses + 2
+
+
+def test_load_example(server, client: Client) -> None:
+    studio = server[0]
+    label = studio.examples()[0].label
+    assert label.startswith("speech_")
+    out = client.predict(label, 5, 1.5, api_name="/load_example")
+    assert len(out) == 14
+    assert wav_len(out[0]) == wav_len(out[3]) == wav_len(out[8])
+    assert label in out[2]  # the original's caption names the example
+
+
+def test_latent_map_tab(server, client: Client, assets) -> None:
+    studio = server[0]
+    fig, scores, sound_update, caption = client.predict(
+        "umap", "instrument", 4, handle_file(str(assets.clip)), api_name="/latent_map"
+    )
+    fig = plot_json(fig)
+    names = {d.get("name") for d in fig["data"]}
+    assert {"bass", "clarinet", "cello", "flute", "uploads"} <= names
+    xaxes = {d.get("xaxis", "x") for d in fig["data"]}
+    assert xaxes == {"x", "x2"}  # one panel per codec
+    n_points = sum(len(arr(d["x"])) for d in fig["data"] if d.get("name") != "uploads")
+    assert n_points == 2 * len(studio.items)
+    assert "clip.wav" in caption
+    rows = scores["data"]
+    assert len(rows) == 6 and {r[0] for r in rows} == {"ALMTokenizer", "EnCodec"}
+    fig2, *_ = client.predict("pca", "octave", 4, None, api_name="/latent_map")
+    assert "uploads" not in {d.get("name") for d in plot_json(fig2)["data"]}
+    label = studio.sounds[2].label
+    audio, desc = client.predict(label, api_name="/play_sound")
+    assert wav_len(audio) == sf.info(str(studio.sounds[2].path)).frames
+    assert label in desc
+
+
+def test_traversal_tab_steps_and_glide(server, client: Client, assets) -> None:
+    alm, enc, zpath, caption = client.predict(
+        ["bass A3", "clarinet A6"], None, "steps", 4, "spherical", 4, api_name="/traverse"
+    )
+    with zipfile.ZipFile(zpath) as zf:
+        names = sorted(zf.namelist())
+    assert len(names) == 8 and all(n.endswith(".wav") for n in names)
+    assert {n.split("/")[0] for n in names} == {"almtokenizer_w4", "encodec"}
+    note = int(round(0.6 * 24000))
+    assert wav_len(alm) == 4 * note + 3 * int(0.15 * 24000)  # 4 steps, gaps between
+    assert "bass A3 -> clarinet A6" in caption
+    alm, enc, zpath, _ = client.predict(
+        ["bass A3", "upload 1", "cello"], [handle_file(str(assets.clip))], "glide", 8,
+        "linear", 6, api_name="/traverse",
+    )  # fmt: skip
+    with zipfile.ZipFile(zpath) as zf:
+        assert sorted(zf.namelist()) == ["almtokenizer_w6/glide.wav", "encodec/glide.wav"]
+    assert wav_len(alm) == wav_len(enc) == 2 * CLIP_SAMPLES  # (K-1) x the longest waypoint
+
+
+def test_timbre_tab(server, client: Client, assets) -> None:
+    studio = server[0]
+    out = client.predict(handle_file(str(assets.clip)), "cello", "A3", 1.0, 4, api_name="/transfer")
+    *players, zpath, caption = out
+    assert len(players) == 4 and all(wav_len(p) == CLIP_SAMPLES for p in players)
+    with zipfile.ZipFile(zpath) as zf:
+        assert len(zf.namelist()) == 4
+    assert "cello A3" in caption
+    notes = client.predict("flute", api_name="/timbre_notes")
+    assert notes["choices"][0][0] == "(any)" if isinstance(notes, dict) else True
+    speech = next(s for s in studio.sounds if s.is_speech)
+    path = client.predict(speech.label, api_name="/timbre_source")
+    assert wav_len(path) == sf.info(str(speech.path)).frames
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "make_args", "needle"),
+    [
+        ("/reconstruct", lambda a: (handle_file(str(a.text_file)), 4, 1.5), "is not an audio file"),
+        ("/reconstruct", lambda a: (handle_file(str(a.fake_wav)), 4, 1.5), "is not an audio file"),
+        ("/reconstruct", lambda a: (handle_file(str(a.long_clip)), 4, 1.5), "too long"),
+        ("/reconstruct", lambda a: (handle_file(str(a.silent)), 4, 1.5), "empty"),
+        ("/reconstruct", lambda a: (None, 4, 1.5), "No clip"),
+        # out-of-range sliders and unknown radio values are refused by Gradio itself
+        ("/set_window", lambda a: (handle_file(str(a.clip)), 12, 1.5), "greater than maximum"),
+        ("/set_bandwidth", lambda a: (handle_file(str(a.clip)), 4, 2.0), "not in the list"),
+        ("/latent_map", lambda a: ("umap", "instrument", 4, handle_file(str(a.text_file))),
+         "is not an audio file"),
+        ("/traverse", lambda a: (["kazoo A3", "bass A3"], None, "glide", 4, "linear", 4),
+         "unknown instrument 'kazoo'"),
+        ("/traverse", lambda a: (["bass A3"], None, "glide", 4, "linear", 4), "two or more"),
+        ("/transfer", lambda a: (handle_file(str(a.text_file)), "cello", "", 1.0, 4),
+         "is not an audio file"),
+        ("/transfer", lambda a: (handle_file(str(a.clip)), "cello", "", 2.0, 4),
+         "greater than maximum value 1.5"),
+        ("/transfer", lambda a: (handle_file(str(a.clip)), "cello", "C2", 1.0, 4), "no sounds"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_give_readable_errors(client: Client, assets, endpoint, make_args, needle):
+    with pytest.raises(AppError) as exc:
+        client.predict(*make_args(assets), api_name=endpoint)
+    assert needle in str(exc.value)
+    assert "Traceback" not in str(exc.value)
+
+
+def test_app_keeps_serving_after_errors(client: Client, assets) -> None:
+    with pytest.raises(AppError):
+        client.predict(handle_file(str(assets.text_file)), 4, 1.5, api_name="/reconstruct")
+    out = client.predict(handle_file(str(assets.clip)), 3, 1.5, api_name="/set_window")
+    assert wav_len(out[0]) == CLIP_SAMPLES
+
+
+# --- headless browser --------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _text_has(page, elem_id: str, needle: str, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function(
+        "([id, s]) => { const e = document.getElementById(id);"
+        " return e && e.innerText.includes(s); }",
+        arg=[elem_id, needle],
+        timeout=timeout_ms,
+    )
+
+
+@pytest.mark.browser
+def test_browser_upload_slider_screenshot(server, assets: AppAssets, tmp_path: Path) -> None:
+    """Load the page, upload a clip, wait for both players, move the window slider, wait for
+    the ALMTokenizer column to follow, and check the screenshot is not blank."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    url = server[2]
+    shot = tmp_path / "reconstruct.png"
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = ctx.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#input_audio input[type=file]", state="attached")
+            page.set_input_files("#input_audio input[type=file]", str(assets.clip))
+            _text_has(page, "alm_info", "(w=4)")
+            _text_has(page, "encodec_info", "(1.5 kbps)")
+            for player in ("#alm_audio", "#encodec_audio"):
+                page.wait_for_selector(f"{player} a[download][href*='.wav']", state="attached")
+            # drag the slider's thumb to about w = 8 with the mouse (pointerup = "release")
+            track = page.locator("#window_slider input[type=range]")
+            box = track.bounding_box()
+            assert box is not None
+            y = box["y"] + box["height"] / 2
+            page.mouse.move(box["x"] + box["width"] * 2 / 8, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 6 / 8, y, steps=5)
+            page.mouse.up()
+            w = int(page.locator("#window_slider input[type=number]").input_value())
+            assert 6 <= w <= 10, w
+            _text_has(page, "alm_info", f"(w={w})")
+            href = page.locator("#alm_audio a[download]").get_attribute("href")
+            assert href and f"almtokenizer_w{w}" in href
+            assert "(1.5 kbps)" in page.locator("#encodec_info").inner_text()
+            page.wait_for_selector("#alm_spec .js-plotly-plot", timeout=30_000)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            ctx.close()
+    img = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert img.shape[0] > 500 and img.shape[1] > 800
+    assert img.std() > 10, "screenshot looks blank"
+    assert (img < 200).mean() > 0.02, "screenshot has almost no content"
+
+
+def test_timbre_tab_equals_analysis_timbre_transfer(server, assets) -> None:
+    """The tab's cached composition gives exactly `analysis.timbre.timbre_transfer`'s audio."""
+    import torch
+
+    from analysis.timbre import timbre_transfer
+    from app.clips import load_clip
+    from app.tabs.timbre import transfer_one
+
+    studio = server[0]
+    clip = load_clip(str(assets.clip), 10)
+    for _, codec in studio.codecs():
+        for alpha in (0.0, 0.7):
+            before, after, _ = transfer_one(studio, codec, clip, "clarinet A6", alpha, 5)
+            ref = timbre_transfer(codec, clip.wav, "clarinet A6", studio.items, alpha, 5,
+                                  cache_dir=studio.config.cache_dir)  # fmt: skip
+            torch.testing.assert_close(before, ref.before, rtol=0, atol=1e-4)
+            torch.testing.assert_close(after, ref.after, rtol=0, atol=1e-4)
