@@ -29,6 +29,7 @@ from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
 from analysis.probe import ProbeScores, probe_latents
 from codec.audio import load_audio
 from codec.base import Codec
+from codec.metrics import estimate_f0, pitch_matches
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class EvalRow:
     si_sdr: float
     stoi: float
     pesq: float
+    pitch_accuracy: float  # share of pitched note clips whose reconstruction keeps the pitch
     n_clips: int
     n_speech: int
 
@@ -141,15 +143,19 @@ def evaluate_codec(
     codec.eval()
     dev = codec_device(codec)
     per: dict[str, list[QualityMetrics]] = {s.label: [] for s in settings}
+    pitch: dict[str, list[bool]] = {s.label: [] for s in settings}
     bar = tqdm(total=len(items) * len(settings), desc=f"eval {codec.name}", disable=not progress)
     for it in items:
         wav = load_audio(getattr(it, "path", it), codec.sample_rate, max_seconds)[None].to(dev)
+        pitched = not is_speech(it) and not math.isnan(estimate_f0(wav.cpu(), codec.sample_rate))
         for s in settings:
             with applied(codec, s):
                 rec = codec.reconstruct(wav, s.window)
             per[s.label].append(
                 quality_metrics(rec.cpu(), wav.cpu(), codec.sample_rate, speech=is_speech(it))
             )
+            if pitched:  # the gate that matters: mel distance alone can hide a lost pitch
+                pitch[s.label].append(pitch_matches(rec.cpu(), wav.cpu(), codec.sample_rate))
             bar.update(1)
     bar.close()
     rows = []
@@ -164,7 +170,9 @@ def evaluate_codec(
                 tokens_per_second=rates.tokens_per_second, codes_per_second=rates.codes_per_second,
                 bitrate=rates.bitrate, mel_distance=_nanmean([m.mel_distance for m in ms]),
                 si_sdr=_nanmean([m.si_sdr for m in ms]), stoi=_nanmean([m.stoi for m in ms]),
-                pesq=_nanmean([m.pesq for m in ms]), n_clips=len(ms), n_speech=n_speech,
+                pesq=_nanmean([m.pesq for m in ms]),
+                pitch_accuracy=_nanmean([float(p) for p in pitch[s.label]]),
+                n_clips=len(ms), n_speech=n_speech,
             )
         )  # fmt: skip
     return rows

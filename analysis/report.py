@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 _ROW_COLUMNS = (
     "codec", "setting", "tokens_per_second", "bitrate", "mel_distance", "si_sdr", "stoi", "pesq",
-    "n_clips",
+    "pitch_accuracy", "n_clips",
 )  # fmt: skip
 _PROBE_COLUMNS = (
     "attribute", "n_classes", "chance", "linear_accuracy", "nonlinear_accuracy", "ari", "nmi",

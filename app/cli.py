@@ -4,6 +4,10 @@
     python -m app --encodec-weights ~/encodec_24khz-d7cc33bc.th --dataset-root ~/good-sounds
     python -m app --port 8080 --max-seconds 20 --concurrency 2 --share
 
+Uploads larger than --max-upload-mb (default 50 MB) are refused by Gradio before they are
+stored; only the --keep-exports newest download folders per tab are kept; Gradio's copies of
+files are deleted after an hour, and the app's own output folder when it exits.
+
 Bad flags print a message on stderr and exit with status 2; a checkpoint or dataset that cannot
 be loaded exits with status 1. Nothing is downloaded; a public link is only made with --share.
 """
@@ -92,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for downloads (default: a temporary folder)",
     )
     p.add_argument(
+        "--keep-exports",
+        type=int,
+        default=20,
+        help="keep the newest N download folders per tab, remove older ones (default 20)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=50.0,
+        help="largest upload accepted, in MB (default 50)",
+    )
+    p.add_argument(
         "--map-limit",
         type=int,
         default=None,
@@ -121,6 +137,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error(f"--concurrency must be from 1 to 64, got {args.concurrency}")
     if not WINDOW_MIN <= args.window <= WINDOW_MAX:
         parser.error(f"--window must be from {WINDOW_MIN} to {WINDOW_MAX}, got {args.window}")
+    if args.keep_exports < 1:
+        parser.error(f"--keep-exports must be >= 1, got {args.keep_exports}")
+    if not 0 < args.max_upload_mb <= 10_000:
+        parser.error(f"--max-upload-mb must be > 0 and <= 10000, got {args.max_upload_mb:g}")
     if args.map_limit is not None and args.map_limit < 3:
         parser.error(f"--map-limit must be >= 3, got {args.map_limit}")
     explicit = set()
@@ -158,6 +178,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         concurrency=args.concurrency,
         cache_dir=cache,
         export_dir=args.export_dir,
+        keep_exports=args.keep_exports,
+        max_upload_mb=args.max_upload_mb,
         window=args.window,
         map_limit=args.map_limit,
         warmup=not args.no_warmup,
@@ -191,6 +213,7 @@ def serve(studio: Studio, demo: Any, block: bool = True) -> str:
         inbrowser=False,
         prevent_thread_lock=not block,
         allowed_paths=allowed,
+        max_file_size=int(cfg.max_upload_mb * 1024 * 1024),
         quiet=not block,
         footer_links=["api", "settings"],
         css=_css(),

@@ -15,6 +15,9 @@ BANDWIDTHS = (1.5, 3.0, 6.0, 12.0, 24.0)
 WINDOW_MIN, WINDOW_MAX = 2, 10
 DEFAULT_TRAVERSAL = ("bass A3", "clarinet A6")
 SPEECH_KLASS = "speech"
+# Gradio's copies of uploads and outputs are deleted once this old, checked this often (and
+# all of them when the server stops): `gr.Blocks(delete_cache=...)`, in seconds.
+GRADIO_CACHE_SECONDS = 3600
 
 
 @dataclass
@@ -30,6 +33,10 @@ class AppConfig:
         concurrency: events processed at once (the queue's default concurrency limit).
         cache_dir: latent cache folder (None: no disk cache).
         export_dir: folder for traversal/timbre downloads (None: a temporary folder).
+        keep_exports: how many of the newest export folders to keep per kind (traversal,
+            timbre); every click writes one, older ones are removed.
+        max_upload_mb: largest upload Gradio accepts, in MB (checked before --max-seconds,
+            which needs the file on disk).
         window: the ALMTokenizer window every tab starts at (the map is fitted at it).
         map_limit: at most this many dataset clips in maps and probes (None: all).
         warmup: extract latents and fit the default map before serving.
@@ -48,6 +55,8 @@ class AppConfig:
     concurrency: int = 2
     cache_dir: Path | None = DEFAULT_CACHE_DIR
     export_dir: Path | None = None
+    keep_exports: int = 20
+    max_upload_mb: float = 50.0
     window: int = 4
     map_limit: int | None = None
     warmup: bool = True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -121,6 +122,7 @@ class Studio:
     probes: LRU = field(default_factory=lambda: LRU(16))
     encodec_lock: threading.Lock = field(default_factory=threading.Lock)
     map_lock: threading.Lock = field(default_factory=threading.Lock)
+    export_lock: threading.Lock = field(default_factory=threading.Lock)
     warmup_seconds: float | None = None
 
     # --- construction ------------------------------------------------------------------------
@@ -213,6 +215,23 @@ class Studio:
         inst = self.instruments
         return inst[:2] if len(inst) >= 2 else inst * 2
 
+    # --- exports -----------------------------------------------------------------------------
+    def new_export_folder(self, kind: str) -> Path:
+        """A new `<kind>-XXXXXXXX` folder under the export folder for one click's downloads.
+
+        Every click writes one, so only the `config.keep_exports` newest folders of `kind`
+        are kept; older ones (and nothing else in the export folder) are removed."""
+        root = Path(self.config.export_dir)  # type: ignore[arg-type]
+        root.mkdir(parents=True, exist_ok=True)
+        pattern = re.compile(rf"{re.escape(kind)}-[a-z0-9_]{{8}}")  # tempfile.mkdtemp's names
+        with self.export_lock:
+            folder = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=root))
+            mine = [p for p in root.iterdir() if pattern.fullmatch(p.name) and p != folder]
+            mine.sort(key=_mtime)
+            for old in mine[: max(0, len(mine) - (self.config.keep_exports - 1))]:
+                shutil.rmtree(old, ignore_errors=True)
+        return folder
+
     # --- codecs ------------------------------------------------------------------------------
     @property
     def bandwidths(self) -> tuple[float, ...]:
@@ -302,6 +321,13 @@ class Studio:
         self.warmup_seconds = time.perf_counter() - t0
         log.info("warm-up done in %.1f s", self.warmup_seconds)
         return self.warmup_seconds
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile
+        return 0.0
 
 
 # --- model loading -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.config import GRADIO_CACHE_SECONDS
 from app.state import Studio, weights_source
 from app.tabs import latent_map, reconstruct, timbre, traversal
 
@@ -66,7 +67,8 @@ def warm_tabs(studio: Studio) -> None:
 
 def build_demo(studio: Studio, initial: tuple[Any, ...] | None = None) -> gr.Blocks:
     """The whole page. `initial`: outputs of `initial_map` (None draws nothing up front)."""
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    cache = (GRADIO_CACHE_SECONDS, GRADIO_CACHE_SECONDS)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache) as demo:
         gr.Markdown(f"# {TITLE}\nALMTokenizer (arXiv 2504.10344) next to EnCodec.")
         gr.Markdown(banner_markdown(studio), visible=bool(studio.notices), elem_id="banner")
         gr.Markdown(summary_markdown(studio), elem_id="summary")

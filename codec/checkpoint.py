@@ -6,6 +6,9 @@ A checkpoint folder holds:
 
 Codecs register their class under their `name` with `register_codec`; `load_codec` dispatches
 on the `codec` field. Every failure raises `CheckpointError` naming the file and the problem.
+
+`save_codec` swaps a new folder in with two renames (`NAME` -> `.NAME.old-<pid>`, then the new
+folder -> `NAME`); `recover_checkpoint` undoes a swap that a killed process left half done.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 if TYPE_CHECKING:
@@ -50,9 +53,64 @@ def _ensure_registered() -> None:
     import codec.encodec  # noqa: F401
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether another process `pid` runs. This process counts as not running: `save_codec`
+    finishes or undoes its own swap before it returns, so a leftover with our pid is from an
+    earlier process that had the same pid (e.g. a restarted container)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _leftovers(folder: Path, kind: str) -> list[Path]:
+    """`.NAME.<kind>-<pid>[-...]` siblings of `folder` written by processes no longer running."""
+    prefix = f".{folder.name}.{kind}-"
+    found = []
+    try:
+        siblings = list(folder.parent.iterdir())
+    except OSError:  # no parent folder: nothing to recover
+        return []
+    for p in siblings:
+        pid = p.name[len(prefix) :].split("-", 1)[0]
+        if p.name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
+            found.append(p)
+    return found
+
+
+def recover_checkpoint(path: str | Path) -> Path:
+    """Repair what a killed `save_codec` left beside `path`; returns `path`.
+
+    Killed between its two renames, `save_codec` leaves the previous checkpoint only as
+    `.NAME.old-<pid>`: when `NAME` is missing, the newest such folder of a process that is no
+    longer running is renamed back. Then the other leftovers of dead processes (older
+    `.NAME.old-<pid>`, half-written `.NAME.tmp-<pid>-*`) are removed. Folders of running
+    processes are never touched (they may be mid-save).
+    """
+    folder = Path(path)
+    if not folder.exists():
+        old = sorted(_leftovers(folder, "old"), key=lambda p: p.stat().st_mtime)
+        if old:
+            os.replace(old[-1], folder)
+            log.warning("recovered checkpoint %s from %s (interrupted save)", folder, old[-1].name)
+    if folder.exists():
+        for p in _leftovers(folder, "old") + _leftovers(folder, "tmp"):
+            shutil.rmtree(p, ignore_errors=True)
+    return folder
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read and validate `config.json` of a checkpoint folder."""
     folder = Path(path)
+    if not folder.exists():
+        recover_checkpoint(folder)
     if not folder.exists():
         raise CheckpointError(f"checkpoint {folder} does not exist")
     if not folder.is_dir():
@@ -69,7 +127,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{cfg_path} must hold a JSON object")
     version = cfg.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # not 1.0, not true
         raise CheckpointError(
             f"{cfg_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
         )
@@ -96,16 +154,11 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{w_path} is not a readable safetensors file: {e}") from e
 
 
-def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """`load_state_dict(strict=True)` with a message that names the file and the mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
+def _check_shapes(own: dict[str, tuple], got: dict[str, tuple], where: str) -> None:
+    """Raise `CheckpointError` naming `where` unless the tensor names and shapes agree."""
+    missing = sorted(set(own) - set(got))
+    unexpected = sorted(set(got) - set(own))
+    shapes = [f"{k}: file {got[k]} vs model {own[k]}" for k in own if k in got and got[k] != own[k]]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -115,7 +168,35 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], wh
         if shapes:
             parts.append(f"shape mismatch in {len(shapes)} tensors (e.g. {shapes[:3]})")
         raise CheckpointError(f"{where} does not match the model config: " + "; ".join(parts))
+
+
+def _shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """`load_state_dict(strict=True)` with a message that names the file and the mismatch."""
+    _check_shapes(_shapes(model.state_dict()), _shapes(state), where)
     model.load_state_dict(state, strict=True)
+
+
+def _precheck_shapes(cls: type[Codec], model_cfg: Any, folder: Path) -> None:
+    """Compare the weights file's header with the model `config.json` describes, built on the
+    meta device (no memory, no tensor read): a config that disagrees with its weights, e.g. one
+    edited to ask for a huge model, is refused before anything is allocated. Skipped when either
+    side cannot be read this way (the real build and `read_weights` then report the problem)."""
+    w_path = folder / WEIGHTS_NAME
+    try:
+        with safe_open(str(w_path), framework="pt", device="cpu") as f:
+            got = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception:  # missing or damaged file: read_weights names the problem
+        return
+    try:
+        with torch.device("meta"):
+            probe = cls.from_config(model_cfg)
+    except Exception:  # the real build raises the same error with its message
+        return
+    _check_shapes(_shapes(probe.state_dict()), got, str(w_path))
 
 
 def load_codec(path: str | Path) -> Codec:
@@ -127,6 +208,7 @@ def load_codec(path: str | Path) -> Codec:
         raise CheckpointError(
             f"{Path(path) / CONFIG_NAME}: unknown codec {name!r} (known: {sorted(_REGISTRY)})"
         )
+    _precheck_shapes(_REGISTRY[name], cfg["model"], Path(path))
     try:
         model = _REGISTRY[name].from_config(cfg["model"])
     except (TypeError, ValueError, KeyError, RuntimeError, MemoryError, OverflowError) as e:
@@ -143,11 +225,14 @@ def load_codec(path: str | Path) -> Codec:
 def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder atomically: build it beside `path`, then swap it in.
 
-    A crash at any moment leaves either the old folder or the new one, never a mix.
+    A crash at any moment leaves either the old folder or the new one, never a mix; killed
+    between the two renames, the old one is left as `.NAME.old-<pid>`, which the next save or
+    load puts back (`recover_checkpoint`).
     """
     folder = Path(path)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    recover_checkpoint(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
     old = None
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -13,7 +13,9 @@ The schema keeps the keys users of the reference reproduction know (`model`, `di
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +32,13 @@ __all__ = [
 MODEL_TYPES = ("almtokenizer", "encodec")
 DATASETS = ("fsd50k", "goodsounds", "demo", "folder")
 LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar", "latent")
+# YAML aliases share one object per anchor, so a tiny file can expand to billions of values
+# ("billion laughs"); copying refuses more values, or deeper nesting, than any real config has.
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 64
+# NumPy's seed range; the seeds derived from it (seed * 100_003 + epoch) stay within torch's.
+MAX_SEED = 2**32 - 1
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,14 +202,18 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {p} is not UTF-8 text: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"config file {p} cannot be read: {e.strerror or e}") from e
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
-        raw = loaded
+        raw = _deep_copy(loaded, f"config file {p}")
     raw = apply_overrides(raw, overrides)
     return TrainConfig.from_dict(raw, check_paths=check_paths)
 
@@ -232,12 +245,27 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
     return out
 
 
-def _deep_copy(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _deep_copy(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_deep_copy(v) for v in d]
-    return d
+def _deep_copy(d: Any, where: str = "config") -> Any:
+    """Copy nested dicts/lists, refusing more than MAX_CONFIG_NODES values or MAX_CONFIG_DEPTH
+    levels once YAML aliases are expanded (fails fast: it stops counting at the budget)."""
+    budget = MAX_CONFIG_NODES
+
+    def copy(x: Any, depth: int) -> Any:
+        nonlocal budget
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(
+                f"{where}: more than {MAX_CONFIG_NODES} values once YAML aliases are expanded"
+            )
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(x, dict):
+            return {k: copy(v, depth + 1) for k, v in x.items()}
+        if isinstance(x, list):
+            return [copy(v, depth + 1) for v in x]
+        return x
+
+    return copy(d, 0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -248,8 +276,21 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _check_finite(node: Any, key: str) -> None:
+    """Every float of the schema is finite: YAML reads `.inf` / `.nan` as floats."""
+    if is_dataclass(node):
+        for f in fields(node):
+            _check_finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{key}[{i}]")
+    elif isinstance(node, float):
+        _require(math.isfinite(node), key, f"must be a finite number, got {node}")
+
+
 def _check_values(cfg: TrainConfig) -> None:
     d, dl, t, m = cfg.discriminator, cfg.dataloader, cfg.training, cfg.model
+    _check_finite(cfg, "")
     n = len(d.n_fft)
     _require(n >= 1, "discriminator.n_fft", "needs at least one entry")
     for name in ("hop_lengths", "win_lengths"):
@@ -313,10 +354,11 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(0 < t.lr_decay <= 1, "training.lr_decay", "must be in (0, 1]")
     _require(t.threads is None or t.threads > 0, "training.threads", "must be positive or null")
     _require(
-        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        DEVICE_PATTERN.fullmatch(t.device) is not None,
         "training.device",
         f"must be auto, cpu, cuda or cuda:N, got {t.device!r}",
     )
+    _require(0 <= t.seed <= MAX_SEED, "training.seed", f"must be in [0, 2**32 - 1], got {t.seed}")
     _require(len(t.mel_scales) > 0, "training.mel_scales", "needs at least one scale")
     for i, s in enumerate(t.mel_scales):
         _require(

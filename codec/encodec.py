@@ -31,6 +31,7 @@ from torch import nn
 
 from codec.base import SAMPLE_RATE, Codec, Encoded, TrainOutput, fit_length
 from codec.checkpoint import CheckpointError, load_codec, load_state_strict, register_codec
+from codec.init import OUTPUT_INIT_SCALE, scale_output_conv_
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -119,11 +120,19 @@ class EnCodecConfig:
         return max(1, int(math.floor(bandwidth / per_q + 1e-9)))
 
     def validate(self) -> None:
-        for key in ("dimension", "n_filters", "n_q", "bins"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"encodec config {key} must be >= 1, got {getattr(self, key)}")
-        if not self.ratios or any(r < 1 for r in self.ratios):
-            raise ValueError(f"encodec config ratios must be positive ints, got {self.ratios}")
+        # Upper bounds far above any real EnCodec: a config.json asking for n_q = 1e9 or
+        # dimension = 2**40 is refused here instead of hanging or exhausting memory.
+        for key, low, high in (
+            ("dimension", 1, 8192), ("n_filters", 1, 1024), ("n_q", 1, 64), ("bins", 1, 65536),
+            ("n_residual_layers", 0, 16), ("lstm", 0, 16), ("kmeans_iters", 0, 10_000),
+        ):  # fmt: skip
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ValueError(f"encodec config {key} must be in [{low}, {high}], got {value}")
+        if not 1 <= len(self.ratios) <= 16 or any(not 1 <= r <= 64 for r in self.ratios):
+            raise ValueError(
+                f"encodec config ratios must be 1 to 16 ints in [1, 64], got {self.ratios}"
+            )
         if 2 ** int(math.log2(self.bins)) != self.bins:
             raise ValueError(f"encodec config bins must be a power of two, got {self.bins}")
         if not self.target_bandwidths:
@@ -160,6 +169,8 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"encodec config {key} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"encodec config {key} must be a finite number, got {value!r}")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -225,6 +236,10 @@ class EnCodecCodec(Codec):
         self._weights_source: str | None = None
         self.checkpoint_hash = "random-init"  # load_codec / load_official overwrite it
         _he_init_(self)
+        # He-normal alone starts the decoder ~100x louder than its input and L1 training then
+        # collapsed to an input-independent tone; a 0.01 output conv starts near the input level
+        # (measured: see codec/init.py).
+        scale_output_conv_(self.decoder, OUTPUT_INIT_SCALE)
 
     @property
     def weights_source(self) -> str:

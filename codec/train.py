@@ -8,6 +8,9 @@ codec's training forward (`TrainOutput`), adds the weighted losses (`training.la
 of 0 skips that loss), updates the discriminators every `discriminator_train_freq` steps from
 `disc_start_step` on, and periodically evaluates, logs to TensorBoard and checkpoints
 (`checkpoint_dir/latest`, `best`, `final`). See `codec.config` for every key.
+
+Exit status: 0 done; 2 a bad config or checkpoint; 1 an I/O error such as a full disk (one
+`error:` line naming the folder; the previous checkpoint stays intact); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from codec.training.state import (
     load_state_file,
     read_state_tensors,
     recover,
+    remove_stale_staging,
     rng_state,
     save_training_checkpoint,
     set_rng_state,
@@ -326,7 +330,8 @@ class Trainer:
         self.save(ckpt / "latest")
         final = ckpt / "final"
         if self.dist.is_main:
-            self.model.save_pretrained(final, meta=self.meta())
+            with _writing(final):
+                self.model.save_pretrained(final, meta=self.meta())
             log.info("wrote %s (step %d)", final, self.step)
         D.barrier()
         return final
@@ -356,9 +361,9 @@ class Trainer:
             mel = scalars.get("eval/mel_distance", math.inf)
             if mel < self.best:
                 self.best = mel
-                self.model.save_pretrained(
-                    Path(self.t.checkpoint_dir) / "best", meta=self.meta(eval=scalars)
-                )
+                best = Path(self.t.checkpoint_dir) / "best"
+                with _writing(best):
+                    self.model.save_pretrained(best, meta=self.meta(eval=scalars))
         D.barrier()
         return scalars
 
@@ -393,11 +398,14 @@ class Trainer:
                 "scheduler_d": self.sched_d.state_dict(),
                 "rng": rngs,
             }
-            save_training_checkpoint(folder, self.model, self.disc, state, self.meta())
+            with _writing(folder):
+                save_training_checkpoint(folder, self.model, self.disc, state, self.meta())
         D.barrier()
 
     def _start_folder(self, resume: bool) -> Path | None:
         """`--resume`: checkpoint_dir/latest when present; else training.start_checkpoint."""
+        if self.dist.is_main:  # a killed run's staging folder is a full checkpoint: reclaim it
+            remove_stale_staging(Path(self.t.checkpoint_dir) / "latest")
         if resume:
             latest = recover(Path(self.t.checkpoint_dir) / "latest")
             if is_complete(latest):
@@ -445,6 +453,16 @@ class Trainer:
         log.info("resumed from %s at step %d", folder, self.step)
 
 
+@contextlib.contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Re-raise an OSError of a checkpoint write (disk full, permissions) naming the folder, with
+    its errno kept; the write is atomic, so the previous checkpoint is intact."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write checkpoint {folder}: {e.strerror or e}") from e
+
+
 def train(
     cfg: TrainConfig,
     resume: bool = False,
@@ -484,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. disk full while writing a checkpoint
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)
         return 130

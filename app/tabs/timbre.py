@@ -12,7 +12,6 @@ codec. tests/test_app.py checks the result equals `timbre_transfer`'s.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +97,7 @@ def transfer(
         tag = codec.name + (f"_w{win}" if win is not None else "")
         tracks[tag] = {"before": before, "after": after}
     name = safe_name(f"{Path(clip.name).stem}_to_{target}_alpha{alpha:g}", "timbre", max_len=80)
-    export_root = Path(studio.config.export_dir)
-    export_root.mkdir(parents=True, exist_ok=True)
-    exported = export_audio(tracks, tempfile.mkdtemp(prefix="timbre-", dir=export_root), name)
+    exported = export_audio(tracks, studio.new_export_folder("timbre"), name)
     players = []
     for tag, pair in tracks.items():
         players += [write_wav(exported.folder, f"{tag}_{k}", v) for k, v in pair.items()]

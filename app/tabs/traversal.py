@@ -10,8 +10,6 @@ The latent math is `analysis.traversal.traverse`; the files are `export_traversa
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -126,11 +124,7 @@ def traverse_both(
         )
     path_text = " -> ".join(_label(x) for x in waypoints)
     name = safe_name(f"{path_text}_{rendering}_{mode}", "traversal", max_len=80)
-    export_root = Path(studio.config.export_dir)
-    export_root.mkdir(parents=True, exist_ok=True)
-    exported = export_traversal(
-        results, tempfile.mkdtemp(prefix="traversal-", dir=export_root), name
-    )
+    exported = export_traversal(results, studio.new_export_folder("traversal"), name)
     players = []
     for r in results:
         wav = r.glide if rendering == "glide" else concat_with_gaps(r.steps)

@@ -12,7 +12,8 @@ state as JSON in the file's metadata, so nothing is ever unpickled.
 
 The folder is built under a staging name and swapped in with two renames
 (`latest` -> `.latest.old`, staging -> `latest`); a run killed at any moment leaves either
-`latest` or `.latest.old` complete, and `recover` puts the latter back.
+`latest` or `.latest.old` complete, and `recover` puts the latter back. `recover` (run on
+`--resume` and before every checkpoint write) also removes the staging folders of killed runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, save_codec
+from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, pid_alive, save_codec
 
 TRAIN_STATE_NAME = "train_state.safetensors"
 DISC_NAME = "discriminator.safetensors"
@@ -155,7 +156,8 @@ def _old_name(folder: Path) -> Path:
 
 
 def recover(folder: str | Path) -> Path:
-    """Undo a swap interrupted between its two renames: `.NAME.old` back to `NAME`."""
+    """Undo a swap interrupted between its two renames (`.NAME.old` back to `NAME`) and remove
+    the staging folders of killed runs (`remove_stale_staging`)."""
     folder = Path(folder)
     old = _old_name(folder)
     if old.is_dir():
@@ -163,7 +165,32 @@ def recover(folder: str | Path) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(old, folder)
+    remove_stale_staging(folder)
     return folder
+
+
+def remove_stale_staging(folder: str | Path) -> list[Path]:
+    """Remove `.NAME.staging-<pid>` folders (full-size checkpoints) that killed runs left beside
+    `folder`, with what `save_codec` left inside them (`..NAME.staging-<pid>.*`).
+
+    Only folders of processes that no longer run are removed (this process counts as not
+    running: it calls this before it stages): one trainer normally owns a checkpoint_dir, but
+    a second run pointed at the same folder by mistake keeps its staging folder intact.
+    """
+    folder = Path(folder)
+    prefixes = (f".{folder.name}.staging-", f"..{folder.name}.staging-")
+    try:
+        siblings = list(folder.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for p in siblings:
+        prefix = next((x for x in prefixes if p.name.startswith(x)), None)
+        pid = p.name[len(prefix) :].split(".", 1)[0] if prefix else ""
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def is_complete(folder: str | Path) -> bool:
