@@ -18,7 +18,7 @@ from typing import Any
 
 log = logging.getLogger("analysis")
 
-COMMANDS = ("map", "traverse", "transfer", "evaluate", "probe")
+COMMANDS = ("reconstruct", "map", "traverse", "transfer", "evaluate", "probe")
 
 
 def _window(text: str) -> int:
@@ -224,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-steps", action="store_true", help="skip the steps")
     p.add_argument("--name", default=None, help="export folder name (default from waypoints)")
 
+    p = sub.add_parser("reconstruct", help="encode + decode clips at several windows / kbps",
+                       description="Reconstruct audio files with ALMTokenizer at each --windows "
+                       "value and EnCodec at each --bandwidths value; write original.wav and "
+                       "one wav per setting per clip, a metrics.csv and a zip.")  # fmt: skip
+    _common(p, "reconstruct")
+    p.add_argument("clips", nargs="+", type=Path, help="audio files")
+    p.add_argument("--windows", type=_windows, default=[3, 6, 10], help="default 3,6,10")
+    p.add_argument("--bandwidths", type=_floats, default=[1.5], help="EnCodec kbps (default 1.5)")
+
     p = sub.add_parser("transfer", help="centroid timbre transfer; before/after wavs + zip",
                        description="Shift a clip's latents toward an instrument group's centroid: "
                        "z'_t = z_t + alpha (c - mean_t z_t), decode with each codec, write "
@@ -360,6 +369,42 @@ def cmd_traverse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import csv
+
+    from analysis.evaluate import applied, is_speech, settings_for
+    from analysis.export import export_audio, safe_name
+    from analysis.metrics import codec_rates, quality_metrics
+    from codec.audio import load_audio
+
+    codecs = _models(args)
+    tracks: dict[str, dict[str, Any]] = {}
+    rows = []
+    for clip in args.clips:
+        wav = load_audio(clip)
+        name = safe_name(clip.stem)
+        tracks.setdefault(name, {})["original"] = wav
+        speech = "speech" in clip.stem or is_speech(clip)
+        for c in codecs:
+            for st in settings_for(c, args.windows, args.bandwidths):
+                with applied(c, st):
+                    rec = c.reconstruct(wav[None], st.window)[0]
+                    rates = codec_rates(c, st.window)
+                tag = f"{c.name}_" + (f"w{st.window}" if st.window else f"{st.bandwidth:g}kbps")
+                tracks[name][tag] = rec
+                q = quality_metrics(rec, wav, c.sample_rate, speech=speech)
+                rows.append({"clip": clip.name, "codec": c.name, "setting": st.label,
+                             "bitrate": rates.bitrate, "mel_distance": q.mel_distance,
+                             "si_sdr": q.si_sdr, "stoi": q.stoi, "pesq": q.pesq})  # fmt: skip
+    exp = export_audio(tracks, args.out, "reconstructions")
+    with open(exp.folder / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(exp.zip_path)
+    return 0
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from analysis.export import export_audio
     from analysis.timbre import timbre_transfer
@@ -431,8 +476,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 _HANDLERS = {
-    "map": cmd_map, "traverse": cmd_traverse, "transfer": cmd_transfer,
-    "evaluate": cmd_evaluate, "probe": cmd_probe,
+    "reconstruct": cmd_reconstruct, "map": cmd_map, "traverse": cmd_traverse,
+    "transfer": cmd_transfer, "evaluate": cmd_evaluate, "probe": cmd_probe,
 }  # fmt: skip
 
 

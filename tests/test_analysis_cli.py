@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from analysis.cli import main
@@ -142,3 +143,21 @@ def test_round_trip_of_every_command(setup: dict[str, Path], tmp_path: Path, cap
     rows = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]
     assert [r["setting"] for r in rows] == ["w=2", "w=10", "1.5 kbps"]
     capsys.readouterr()
+
+
+def test_reconstruct_writes_every_setting_and_metrics(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    clip = next(setup["root"].rglob("*.wav"))
+    out = tmp_path / "rec"
+    assert main(["reconstruct", *_args(setup, out), str(clip), "--windows", "3,10",
+                 "--bandwidths", "1.5"]) == 0  # fmt: skip
+    (zip_path,) = list(out.rglob("*.zip"))
+    with zipfile.ZipFile(zip_path) as zf:
+        names = {Path(n).name for n in zf.namelist()}
+    assert names == {"original.wav", "almtokenizer_w3.wav", "almtokenizer_w10.wav",
+                     "encodec_1.5kbps.wav"}  # fmt: skip
+    rows = (zip_path.parent / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("clip,codec,setting,bitrate") and len(rows) == 4
+    wav_lengths = {sf.info(str(f)).frames for f in zip_path.parent.rglob("*.wav")}
+    assert len(wav_lengths) == 1  # every reconstruction has the original's length
