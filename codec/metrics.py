@@ -25,7 +25,9 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     return 10 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
 
 
-def _mel(n_fft: int, hop: int, n_mels: int, device: torch.device) -> torchaudio.transforms.MelSpectrogram:
+def _mel(
+    n_fft: int, hop: int, n_mels: int, device: torch.device
+) -> torchaudio.transforms.MelSpectrogram:
     key = (n_fft, hop, n_mels, str(device))
     if key not in _MEL_CACHE:
         _MEL_CACHE[key] = torchaudio.transforms.MelSpectrogram(
@@ -48,9 +50,7 @@ def mel_distance(
     """Multi-scale log-mel L1 distance, averaged over scales: a scalar tensor."""
     n = min(estimate.shape[-1], reference.shape[-1])
     est, ref = estimate[..., :n], reference[..., :n]
-    return torch.stack(
-        [(log_mel(est, *s) - log_mel(ref, *s)).abs().mean() for s in scales]
-    ).mean()
+    return torch.stack([(log_mel(est, *s) - log_mel(ref, *s)).abs().mean() for s in scales]).mean()
 
 
 def estimate_f0(
