@@ -1,0 +1,351 @@
+"""Typed configuration of the ALMTokenizer model: `BaseArgs`, `MAEArgs`, `ALMConfig`, presets.
+
+The field names follow the `model:` section of config.yaml (`base_args`, `mae_args`), which in
+turn follows the reference reproduction. `ALMConfig.from_dict` is strict: an unknown key or a
+value of the wrong type is a `ValueError` that names the key, before any model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from codec.base import SAMPLE_RATE
+
+Frontend = Literal["stft", "seanet", "encodec"]
+FRONTENDS: tuple[str, ...] = ("stft", "seanet", "encodec")
+# Upper bounds far above any real model: a config.json asking for 1e9 layers or codebooks is
+# refused by `validate` instead of hanging or exhausting memory while the model is built.
+MAX_LAYERS, MAX_DIM, MAX_FFN_DIM = 64, 8192, 32768
+MAX_CODEBOOKS, MAX_CODEBOOK_SIZE, MAX_N_FFT, MAX_ITERS = 64, 65536, 16384, 10_000
+
+
+def _check_max(section: str, obj: Any, names: tuple[str, ...], high: int) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value > high:
+            raise ValueError(f"{section}.{name}: must be <= {high}, got {value}")
+
+
+@dataclass
+class BaseArgs:
+    """Sizes of the main path: front end, query transformers, RVQ and the depth-AR head.
+
+    Attributes:
+        frontend: patchify/unpatchify implementation: "stft" (ConvNeXt over STFT frames with a
+            Vocos-style iSTFT head), "seanet" (strided conv encoder / transposed-conv decoder) or
+            "encodec" (the official pretrained EnCodec encoder/decoder, frozen; 75 Hz).
+        frame_rate: patch frames per second (50 in the paper); sample_rate / frame_rate samples
+            per frame (the hop).
+        patch_dim: d, the channel size of the patch frames `e`.
+        dim: D, the width of the query transformers and of the tokens `h`.
+        n_heads: attention heads of the encoder and decoder transformers.
+        n_layers: encoder transformer layers.
+        decoder_n_layers: decoder transformer layers.
+        ffn_dim: hidden size of the transformer feed-forward blocks.
+        causal: causal attention (window-granular in the decoder), and causal front-end convs.
+        attn_span: sliding-window attention span of the query/mask transformers, in positions
+            of the interleaved sequence (the reference reproduction uses 16); None: unlimited.
+        n_codebooks: n_q, RVQ depth.
+        codebook_size: K, entries per codebook.
+        codebook_dim: dimension of the codewords (projections D -> codebook_dim -> D); None: D.
+        ema_decay: EMA decay of the codebook updates.
+        dead_code_steps: a codeword unused for this many training steps is replaced by a
+            vector of the current batch.
+        kmeans_iters: Lloyd iterations of the k-means codebook initialisation.
+        kmeans_features_path: optional `.npy` / `.safetensors` file of precomputed features
+            `[N, codebook_dim]` (the "semantic prior"); k-means over them initialises the first
+            codebook. None: every codebook is initialised by k-means on the first training batch.
+        window_min, window_max: training range of the window size w (drawn per batch).
+        default_window: w used when `encode`/`decode`/`frame_rate` get `window=None`.
+        ar_layers: layers of the depth-AR transformer; 0 disables the AR loss.
+        ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
+        stft_n_fft: FFT size of the stft front end (hop = sample_rate / frame_rate / stft_merge).
+        stft_merge: STFT frames merged into one patch frame.
+        stft_dim: channel width of the ConvNeXt blocks of the stft front end.
+        stft_encoder_layers: ConvNeXt blocks of patchify; stft_decoder_layers: of the head.
+        seanet_filters: base width of the SEANet convs.
+        seanet_ratios: up-sampling ratios of the SEANet decoder (the encoder uses them
+            reversed); their product must be the hop.
+        seanet_residual_layers: residual blocks per SEANet stage.
+        seanet_lstm: LSTM layers at the SEANet bottleneck (0: none).
+        encodec_weights: path of the official `encodec_24khz-d7cc33bc.th`; None: the torch hub
+            cache (`torch.hub.get_dir()/checkpoints/`).
+    """
+
+    frontend: str = "stft"
+    frame_rate: int = 50
+    patch_dim: int = 128
+    dim: int = 256
+    n_heads: int = 4
+    n_layers: int = 4
+    decoder_n_layers: int = 4
+    ffn_dim: int = 1024
+    causal: bool = True
+    attn_span: int | None = None
+    n_codebooks: int = 3
+    codebook_size: int = 2048
+    codebook_dim: int | None = 64
+    ema_decay: float = 0.99
+    dead_code_steps: int = 200
+    kmeans_iters: int = 10
+    kmeans_features_path: str | None = None
+    window_min: int = 2
+    window_max: int = 10
+    default_window: int = 4
+    ar_layers: int = 2
+    ar_dim: int = 128
+    ar_n_heads: int = 4
+    stft_n_fft: int = 960
+    stft_merge: int = 2
+    stft_dim: int = 256
+    stft_encoder_layers: int = 3
+    stft_decoder_layers: int = 6
+    seanet_filters: int = 32
+    seanet_ratios: list[int] = field(default_factory=lambda: [8, 6, 5, 2])
+    seanet_residual_layers: int = 1
+    seanet_lstm: int = 0
+    encodec_weights: str | None = None
+
+    @property
+    def hop_length(self) -> int:
+        """Waveform samples per patch frame."""
+        return SAMPLE_RATE // self.frame_rate
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent field."""
+        if self.frontend not in FRONTENDS:
+            raise ValueError(f"base_args.frontend: {self.frontend!r} is not one of {FRONTENDS}")
+        if self.frame_rate <= 0 or SAMPLE_RATE % self.frame_rate:
+            raise ValueError(
+                f"base_args.frame_rate: {self.frame_rate} must divide the sample rate {SAMPLE_RATE}"
+            )
+        for name in ("patch_dim", "dim", "n_heads", "n_layers", "decoder_n_layers", "ffn_dim",
+                     "n_codebooks", "codebook_size", "kmeans_iters", "dead_code_steps",
+                     "stft_n_fft", "stft_merge", "stft_dim", "seanet_filters", "ar_dim",
+                     "ar_n_heads"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ValueError(f"base_args.{name}: must be positive, got {getattr(self, name)}")
+        for name in ("seanet_residual_layers", "seanet_lstm", "stft_encoder_layers",
+                     "stft_decoder_layers"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"base_args.{name}: must be >= 0, got {getattr(self, name)}")
+        _check_max("base_args", self, ("n_layers", "decoder_n_layers", "ar_layers",
+                   "stft_encoder_layers", "stft_decoder_layers", "seanet_residual_layers",
+                   "seanet_lstm"), MAX_LAYERS)  # fmt: skip
+        _check_max("base_args", self, ("patch_dim", "dim", "codebook_dim", "ar_dim", "stft_dim",
+                   "seanet_filters", "n_heads", "ar_n_heads"), MAX_DIM)  # fmt: skip
+        _check_max("base_args", self, ("ffn_dim",), MAX_FFN_DIM)
+        _check_max("base_args", self, ("n_codebooks",), MAX_CODEBOOKS)
+        _check_max("base_args", self, ("codebook_size",), MAX_CODEBOOK_SIZE)
+        _check_max("base_args", self, ("stft_n_fft",), MAX_N_FFT)
+        _check_max("base_args", self, ("kmeans_iters",), MAX_ITERS)
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise ValueError(
+                f"base_args.dim: {self.dim} must split into {self.n_heads} heads of even size"
+            )
+        if self.attn_span is not None and not 1 <= self.attn_span <= 65536:
+            raise ValueError(
+                f"base_args.attn_span: must be in 1..65536 or null, got {self.attn_span}"
+            )
+        if self.codebook_dim is not None and self.codebook_dim <= 0:
+            raise ValueError(f"base_args.codebook_dim: must be positive, got {self.codebook_dim}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"base_args.ema_decay: must be in (0, 1), got {self.ema_decay}")
+        if not 1 <= self.window_min <= self.window_max:
+            raise ValueError(
+                f"base_args.window_min/window_max: need 1 <= {self.window_min} <= {self.window_max}"
+            )
+        if not self.window_min <= self.default_window <= self.window_max:
+            raise ValueError(
+                f"base_args.default_window: {self.default_window} outside "
+                f"[{self.window_min}, {self.window_max}]"
+            )
+        if self.ar_layers < 0:
+            raise ValueError(f"base_args.ar_layers: must be >= 0, got {self.ar_layers}")
+        if self.ar_layers and (
+            self.ar_dim % self.ar_n_heads or (self.ar_dim // self.ar_n_heads) % 2
+        ):
+            raise ValueError(
+                f"base_args.ar_dim: {self.ar_dim} must split into {self.ar_n_heads} even heads"
+            )
+        hop = self.hop_length
+        if self.frontend == "stft":
+            if hop % self.stft_merge:
+                raise ValueError(f"base_args.stft_merge: {self.stft_merge} must divide hop {hop}")
+            if self.stft_n_fft < hop // self.stft_merge:
+                raise ValueError(f"base_args.stft_n_fft: {self.stft_n_fft} < stft hop")
+        if self.frontend == "seanet":
+            if not 1 <= len(self.seanet_ratios) <= 16 or any(r < 1 for r in self.seanet_ratios):
+                raise ValueError(
+                    f"base_args.seanet_ratios: need 1 to 16 positive ints, got {self.seanet_ratios}"
+                )
+            prod = 1
+            for r in self.seanet_ratios:
+                prod *= r
+            if prod != hop:
+                raise ValueError(
+                    f"base_args.seanet_ratios: product {prod} must equal the hop {hop} "
+                    f"(sample_rate / frame_rate)"
+                )
+        if self.frontend == "encodec":
+            if self.frame_rate != 75:
+                raise ValueError("base_args.frame_rate: the encodec front end runs at 75 Hz")
+            if self.patch_dim != 128:
+                raise ValueError("base_args.patch_dim: the encodec front end has 128 channels")
+
+
+@dataclass
+class MAEArgs:
+    """The MAE branch (training only).
+
+    Attributes:
+        dim: width of the MAE transformer decoder.
+        n_heads: its attention heads.
+        n_layers: its layers (0 disables the branch and its loss).
+        mask_ratio: fraction of encoder input frames replaced by the mask vector.
+    """
+
+    dim: int = 256
+    n_heads: int = 4
+    n_layers: int = 2
+    mask_ratio: float = 0.3
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent field."""
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mae_args.mask_ratio: must be in [0, 1), got {self.mask_ratio}")
+        if self.n_layers < 0:
+            raise ValueError(f"mae_args.n_layers: must be >= 0, got {self.n_layers}")
+        for name in ("dim", "n_heads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"mae_args.{name}: must be positive, got {getattr(self, name)}")
+        _check_max("mae_args", self, ("n_layers",), MAX_LAYERS)
+        _check_max("mae_args", self, ("dim", "n_heads"), MAX_DIM)
+        if self.n_layers and (self.dim % self.n_heads or (self.dim // self.n_heads) % 2):
+            raise ValueError(f"mae_args.dim: {self.dim} must split into {self.n_heads} even heads")
+
+
+@dataclass
+class ALMConfig:
+    """Everything needed to rebuild an ALMTokenizer (without weights)."""
+
+    base_args: BaseArgs = field(default_factory=BaseArgs)
+    mae_args: MAEArgs = field(default_factory=MAEArgs)
+
+    def __post_init__(self) -> None:
+        self.base_args.validate()
+        self.mae_args.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable nested dict: `{"base_args": {...}, "mae_args": {...}}`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ALMConfig:
+        """Strict inverse of `to_dict`; missing keys take their defaults.
+
+        Raises:
+            ValueError: an unknown key or a wrong type, naming the key (e.g. `base_args.dim`).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"base_args", "mae_args"})
+        if unknown:
+            raise ValueError(f"unknown model config keys: {unknown}")
+        base = _build(BaseArgs, d.get("base_args", {}), "base_args")
+        mae = _build(MAEArgs, d.get("mae_args", {}), "mae_args")
+        return cls(base_args=base, mae_args=mae)
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Return `value` coerced to `tp` (int -> float only) or raise ValueError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ValueError:
+                pass
+        raise ValueError(f"{where}: expected {tp}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected bool, got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected int, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}: expected float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected str, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported annotation {tp}")  # a bug in this file, not user input
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ValueError(f"{prefix}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown keys in {prefix}: {[f'{prefix}.{k}' for k in unknown]}")
+    kwargs = {k: _check_type(v, hints[k], f"{prefix}.{k}") for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def preset(name: str) -> ALMConfig:
+    """Named configurations.
+
+    - "demo": 12.6 M parameters (4.1 M front end), trainable on a 2-core CPU. The stft front
+      end is the measured choice (bench/pilot_frontend.py, 6 CPU-minutes of stage 1 per arm on
+      demo notes): stft with log-mel L1 + waveform L1 reproduced the pitch of 26/40 held-out
+      notes (mel distance 0.51, 1360 steps) where SEANet with waveform L1 reproduced 0/40
+      (mel 1.76, 338 steps at 4x the cost per step).
+    - "paper": reference-scale sizes (EnCodec-sized SEANet patchify at 50 Hz, 8 + 8 transformer
+      layers of width 768, 3 x 2048 RVQ, ~150 M parameters). The design summary does not pin
+      every size; these are the usual scale of the paper's codec, not a copy of its recipe.
+    """
+    if name == "demo":
+        return ALMConfig(BaseArgs(), MAEArgs())
+    if name == "paper":
+        return ALMConfig(
+            BaseArgs(
+                frontend="seanet",
+                patch_dim=512,
+                dim=768,
+                n_heads=12,
+                n_layers=8,
+                decoder_n_layers=8,
+                ffn_dim=3072,
+                codebook_dim=None,
+                ar_layers=2,
+                ar_dim=256,
+                ar_n_heads=4,
+                seanet_filters=32,
+                seanet_lstm=2,
+                stft_dim=512,
+                stft_encoder_layers=8,
+                stft_decoder_layers=8,
+            ),
+            MAEArgs(dim=512, n_heads=8, n_layers=4, mask_ratio=0.3),
+        )
+    raise ValueError(f"unknown preset {name!r} (known: 'demo', 'paper')")

@@ -1,0 +1,251 @@
+"""ALMTokenizer (arXiv 2504.10344): query-based compression of patch frames into RVQ tokens.
+
+    wav [B, 1, N] --patchify--> e [B, d, T] --frame_proj--> [B, T, D]
+      --interleave_queries(w)--> [B, T + T/w, D] --encoder--> retrieve_queries --> h [B, D, T/w]
+      --RVQ--> quantized [B, D, T/w], codes [B, n_q, T/w]
+      --interleave_masks(w)--> [B, T + T/w, D] --decoder--> retrieve_frames --frame_out-->
+      e_hat [B, d, T] --unpatchify--> wav_hat [B, 1, N]
+
+Training (`forward`) adds the MAE branch and the depth-AR loss. The window w (frames per token)
+is an argument of every call, so one model serves every bitrate: frame_rate / w tokens per
+second, each carrying n_q * log2(K) bits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from codec.almtokenizer.config import ALMConfig, preset
+from codec.almtokenizer.depth_ar import DepthAR
+from codec.almtokenizer.frontend_base import build_frontend
+from codec.almtokenizer.interleave import (
+    interleave_masks,
+    interleave_queries,
+    retrieve_frames,
+    retrieve_queries,
+)
+from codec.almtokenizer.mae import MAEDecoder, random_frame_mask
+from codec.almtokenizer.quantizer import ResidualVQ
+from codec.almtokenizer.transformer import Transformer
+from codec.base import Codec, Encoded, TrainOutput, fit_length
+from codec.checkpoint import register_codec
+
+log = logging.getLogger(__name__)
+
+
+@register_codec
+class ALMTokenizer(Codec):
+    """The ALMTokenizer codec.
+
+    Args:
+        config: sizes and options; None: `preset("demo")`.
+    """
+
+    name = "almtokenizer"
+
+    def __init__(self, config: ALMConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else preset("demo")
+        a, m = self.config.base_args, self.config.mae_args
+        self.frontend = build_frontend(a)
+        self.hop_length = self.frontend.hop_length
+        self.frame_proj = nn.Linear(a.patch_dim, a.dim)
+        self.query_token = nn.Parameter(torch.randn(a.dim) * 0.02)
+        self.encoder = Transformer(
+            a.dim, a.n_layers, a.n_heads, a.ffn_dim, a.causal, attn_span=a.attn_span
+        )
+        self.quantizer = ResidualVQ(
+            a.dim,
+            a.n_codebooks,
+            a.codebook_size,
+            a.codebook_dim,
+            decay=a.ema_decay,
+            dead_code_steps=a.dead_code_steps,
+            kmeans_iters=a.kmeans_iters,
+            prior_path=a.kmeans_features_path,
+        )
+        self.mask_token = nn.Parameter(torch.randn(a.dim) * 0.02)
+        self.decoder = Transformer(
+            a.dim, a.decoder_n_layers, a.n_heads, a.ffn_dim, a.causal, attn_span=a.attn_span
+        )
+        self.frame_out = nn.Linear(a.dim, a.patch_dim)
+        self.mae = (
+            MAEDecoder(a.dim, a.patch_dim, m.dim, m.n_heads, m.n_layers) if m.n_layers else None
+        )
+        self.depth_ar = (
+            DepthAR(self.quantizer.codebook_dim, a.n_codebooks, a.ar_dim, a.ar_layers, a.ar_n_heads)
+            if a.ar_layers and a.n_codebooks >= 2
+            else None
+        )
+        if not self.frontend.trainable:
+            self.freeze_frontend()
+
+    # --- Codec description ---------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.base_args.dim
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.config.base_args.n_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.base_args.codebook_size
+
+    def frame_rate(self, window: int | None = None) -> float:
+        """Tokens per second: frame_rate / w."""
+        return self.config.base_args.frame_rate / self._window(window)
+
+    def num_frames(self, num_samples: int, window: int | None = None) -> int:
+        """Tokens for `num_samples` samples: ceil(ceil(N / hop) / w), in integer arithmetic."""
+        return -(-num_samples // (self.hop_length * self._window(window)))
+
+    # --- parameter groups for the two training stages --------------------------------------
+    def frontend_parameters(self) -> list[nn.Parameter]:
+        """Parameters of patchify / unpatchify (stage 1)."""
+        return list(self.frontend.parameters())
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the front end's (stage 2)."""
+        own = {id(p) for p in self.frontend.parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+    def freeze_frontend(self) -> None:
+        """Stage 2: patchify / unpatchify stop learning (they still pass gradients through)."""
+        self.frontend.requires_grad_(False)
+
+    def unfreeze_frontend(self) -> None:
+        """Undo `freeze_frontend` (not possible for the pretrained EnCodec front end)."""
+        if self.frontend.trainable:
+            self.frontend.requires_grad_(True)
+
+    @property
+    def frontend_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.frontend.parameters())
+
+    # --- building blocks ---------------------------------------------------------------------
+    def _window(self, window: int | None) -> int:
+        w = self.config.base_args.default_window if window is None else window
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"window must be a positive int, got {window!r}")
+        return w
+
+    def patchify(self, wav: torch.Tensor, window: int) -> torch.Tensor:
+        """Patch frames `[B, d, T]` of `wav` `[B, 1, N]` zero-padded to a multiple of hop * w,
+        so T = w * ceil(N / (hop * w)). No gradient to a frozen front end."""
+        rem = wav.shape[-1] % (self.hop_length * window)
+        if rem:
+            wav = nn.functional.pad(wav, (0, self.hop_length * window - rem))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frontend_frozen):
+            return self.frontend.patchify(wav)
+
+    def encode_frames(
+        self, e: torch.Tensor, window: int, mae_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query encoder on patch frames `e` `[B, d, T]`.
+
+        Returns the interleaved encoder output `[B, T + T/w, D]` and the tokens h `[B, D, T/w]`.
+        `mae_mask` `[B, T]` (bool) replaces those input frames by the MAE mask vector.
+        """
+        x = self.frame_proj(e.transpose(1, 2))  # (B, T, D)
+        if mae_mask is not None:
+            if self.mae is None:
+                raise ValueError("mae_mask given but the MAE branch is disabled")
+            x = self.mae.mask_inputs(x, mae_mask)
+        inter = interleave_queries(x, self.query_token, window)
+        out = self.encoder(inter.seq)
+        return out, retrieve_queries(out, window).transpose(1, 2)
+
+    def decode_frames(self, latents: torch.Tensor, window: int) -> torch.Tensor:
+        """Mask-token decoder: tokens `[B, D, n]` -> patch frames `[B, d, n * w]`."""
+        if latents.ndim != 3 or latents.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"latents must be [B, {self.latent_dim}, T], got {tuple(latents.shape)}"
+            )
+        seq = interleave_masks(latents.transpose(1, 2), self.mask_token, window)
+        out = self.decoder(seq, group_size=window + 1)  # window-granular causality
+        return self.frame_out(retrieve_frames(out, window)).transpose(1, 2)
+
+    # --- Codec inference ---------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor, window: int | None = None) -> Encoded:
+        """`wav` `[B, 1, N]` -> Encoded(latents h `[B, D, n]`, quantized `[B, D, n]`,
+        codes `[B, n_q, n]`), n = ceil(ceil(N / hop) / w)."""
+        w = self._window(window)
+        e = self.patchify(wav, w)
+        _, h = self.encode_frames(e, w)
+        codes = self.quantizer.encode(h)
+        return Encoded(
+            latents=h,
+            quantized=self.quantizer.decode(codes),
+            codes=codes,
+            window=w,
+            num_samples=wav.shape[-1],
+        )
+
+    def decode(
+        self, latents: torch.Tensor, window: int | None = None, num_samples: int | None = None
+    ) -> torch.Tensor:
+        """Latents (continuous or quantized) `[B, D, n]` -> waveform `[B, 1, n * w * hop]`, or
+        exactly `num_samples` long when given."""
+        w = self._window(window)
+        return fit_length(self.frontend.unpatchify(self.decode_frames(latents, w)), num_samples)
+
+    @torch.no_grad()
+    def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """Snap continuous tokens `[B, D, n]` onto the RVQ codebooks: `[B, D, n]`."""
+        return self.quantizer.decode(self.quantizer.encode(latents))
+
+    def codes_to_latents(self, codes: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """Codes `[B, n_q, n]` -> quantized latents `[B, D, n]` (window does not matter)."""
+        return self.quantizer.decode(codes)
+
+    # --- training ----------------------------------------------------------------------------
+    def forward(self, wav: torch.Tensor, window: int, stage: int) -> TrainOutput:
+        """One training forward pass on `wav` `[B, 1, N]`.
+
+        stage 1: patchify -> unpatchify (the front end as an autoencoder); no auxiliary losses.
+        stage 2: the full path; losses "loss/commit", "loss/latent" (MSE of the decoded frames
+            against the patchify frames), "loss/mae" (when the MAE branch is on)
+            and "loss/ar" (when the depth-AR head is on), unweighted; codes and codebook stats.
+        """
+        if wav.ndim != 3 or wav.shape[1] != 1:
+            raise ValueError(f"forward expects [B, 1, N], got {tuple(wav.shape)}")
+        n = wav.shape[-1]
+        if stage == 1:
+            recon = self.frontend.unpatchify(self.frontend.patchify(wav), n)
+            return TrainOutput(recon=recon, losses={}, codes=None, stats={})
+        if stage != 2:
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        w = self._window(window)
+        e = self.patchify(wav, w)
+        _, h = self.encode_frames(e, w)
+        q = self.quantizer(h)
+        frames = self.decode_frames(q.quantized, w)  # (B, d, T)
+        recon = fit_length(self.frontend.unpatchify(frames), n)
+        losses: dict[str, torch.Tensor] = {
+            "loss/commit": q.commit_loss,
+            # frames predicted from the tokens against the (frozen) patchify frames
+            "loss/latent": nn.functional.mse_loss(frames, e.detach()),
+        }
+        if self.mae is not None:  # also in eval mode, so validation reports the same keys
+            B, _, T = e.shape
+            mask = random_frame_mask(B, T, self.config.mae_args.mask_ratio, e.device)
+            out_masked, _ = self.encode_frames(e, w, mae_mask=mask)
+            pred = self.mae(out_masked, w)  # (B, T, d)
+            losses["loss/mae"] = MAEDecoder.loss(pred, e.transpose(1, 2), mask)
+        if self.depth_ar is not None:
+            losses["loss/ar"] = self.depth_ar(q.layer_outputs)
+        return TrainOutput(recon=recon, losses=losses, codes=q.codes, stats=dict(q.stats))
+
+    # --- serialisation -----------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ALMTokenizer:
+        return cls(ALMConfig.from_dict(config))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates everything the README shows from the committed checkpoints, with the project's own
+# CLIs: the evaluation table + plot (docs/eval), the probe at two windows, the audio
+# demonstrations (docs/audio) and the screenshots (docs/screenshots).
+#   bash scripts/make_report.sh            (about 15-25 minutes on a 2-core CPU)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export GRADIO_ANALYTICS_ENABLED=False
+SPEECH=data/demo/sound_files/speech_demo/akg
+
+# held-out evaluation: every window 2..10 for ALMTokenizer, 1.5/3/6 kbps for EnCodec, probes at w=6
+$PY -m analysis evaluate --out docs/eval --window 6 -v
+# the probe at w=3 (550 bit/s, the highest ALMTokenizer rate at or below half of 1.5 kbps)
+$PY -m analysis probe --window 3 --attributes instrument,note,octave --out docs/eval/probe_w3
+
+# speech reconstructions at w = 3, 6, 10 next to the original and EnCodec at 1.5/3/6 kbps
+$PY -m analysis reconstruct "$SPEECH/0001.wav" "$SPEECH/0006.wav" --windows 3,6,10 \
+    --bandwidths 1.5,3,6 --out docs/audio
+# traversal glides (and 8 steps) for both codecs
+$PY -m analysis traverse "bass A3" "clarinet A6" --steps 8 --window 6 --out docs/audio
+$PY -m analysis traverse "flute C5" "cello C3" --steps 8 --window 6 --out docs/audio
+$PY -m analysis traverse "trumpet A4" "violin A4" --steps 8 --window 6 --out docs/audio
+# speech to cello timbre transfer, before/after for both codecs
+$PY -m analysis transfer --clip "$SPEECH/0001.wav" --target cello --alpha 1.0 --window 6 \
+    --out docs/audio
+# screenshots of the four tabs (starts the app on a free port with the bundled checkpoints)
+$PY bench/screenshots.py
