@@ -30,10 +30,19 @@ def _mel(
 ) -> torchaudio.transforms.MelSpectrogram:
     key = (n_fft, hop, n_mels, str(device))
     if key not in _MEL_CACHE:
-        _MEL_CACHE[key] = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0
-        ).to(device)
+        # built outside inference mode: a module first made inside `torch.inference_mode()`
+        # (evaluation) would hold inference tensors that training's autograd later refuses
+        with torch.inference_mode(False):
+            _MEL_CACHE[key] = _build_mel(n_fft, hop, n_mels, device)
     return _MEL_CACHE[key]
+
+
+def _build_mel(
+    n_fft: int, hop: int, n_mels: int, device: torch.device
+) -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0
+    ).to(device)
 
 
 def log_mel(wav: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_mels: int = 80) -> torch.Tensor:

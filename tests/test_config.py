@@ -118,7 +118,8 @@ def test_missing_paths(tmp_path, demo_raw):
     demo_raw["dataloader"]["dataset_path"] = str(tmp_path / "missing")
     assert error_of(tmp_path, demo_raw).startswith("dataloader.dataset_path:")
     demo_raw["dataloader"]["dataset_path"] = str(tmp_path)
-    msg = error_of(tmp_path, demo_raw, ("training.stage=2",))
+    missing_stage1 = f"training.stage1_checkpoint={tmp_path / 'no_stage1'}"
+    msg = error_of(tmp_path, demo_raw, ("training.stage=2", missing_stage1))
     assert msg.startswith("training.stage1_checkpoint:") and "not a checkpoint folder" in msg
     msg = error_of(tmp_path, demo_raw, ("training.stage=2", "training.stage1_checkpoint=null"))
     assert msg.startswith("training.stage1_checkpoint: stage 2 needs")

@@ -321,7 +321,7 @@ def test_yaml_alias_bomb_refused_quickly(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text("\n".join(lines))
     code = (
-        "import resource; resource.setrlimit(resource.RLIMIT_CPU, (3, 3)); "
+        "import resource; resource.setrlimit(resource.RLIMIT_CPU, (15, 15)); "
         "from codec.config import load_config, ConfigError\n"
         f"try:\n load_config({str(bomb)!r}, check_paths=False)\n"
         "except ConfigError as e:\n print('refused', e)"
