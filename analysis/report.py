@@ -67,22 +67,32 @@ def _by_codec(rows: list[EvalRow]) -> dict[str, list[EvalRow]]:
 
 
 def plot_png(rows: list[EvalRow], path: Path) -> Path:
-    """Mel distance and SI-SDR against bitrate, one line per codec (matplotlib, Agg)."""
+    """Mel distance, SI-SDR and pitch accuracy against bitrate, one line per codec (Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    keys = ("mel_distance", "si_sdr", "pitch_accuracy")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for codec, rs in _by_codec(rows).items():
         x = [r.bitrate / 1000 for r in rs]
-        for ax, key in zip(axes, ("mel_distance", "si_sdr")):
+        for ax, key in zip(axes, keys):
             ax.plot(x, [getattr(r, key) for r in rs], marker="o", label=codec)
             for i, (r, xv) in enumerate(zip(rs, x)):
                 if len(rs) <= 4 or i in (0, len(rs) - 1):  # label the ends of long sweeps only
                     ax.annotate(r.setting, (xv, getattr(r, key)), fontsize=7, alpha=0.7)
-    for ax, label in zip(axes, ("mel distance (lower is better)", "SI-SDR dB (higher is better)")):
+    labels = (
+        "mel distance (lower is better)",
+        "SI-SDR dB (higher is better)",
+        "pitch kept, share of notes (higher is better)",
+    )
+    for ax, label in zip(axes, labels):
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20]))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("bitrate (kbps)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
