@@ -170,7 +170,9 @@ def test_sigkill_during_checkpoint_write_then_resume(
     assert final.checkpoint_meta["step"] == STEPS
     got = final.state_dict()
     assert got.keys() == reference.keys()
-    diff = [k for k in got if not torch.equal(got[k], reference[k])]
+    # equal up to float reduction order: the reference runs in this process, whose thread count
+    # earlier tests may have changed; a lost RNG/optimizer state differs by orders more
+    diff = [k for k in got if not torch.allclose(got[k].float(), reference[k].float(), 1e-4, 1e-6)]
     assert not diff, f"resumed run differs from an uninterrupted one in {diff[:5]}"
     left = [p.name for p in (tmp_path / "ckpt").glob(".*")]
     assert not left, f"a killed run's staging/old folders survived the resumed run: {left}"
