@@ -19,8 +19,9 @@ from analysis.probe import ProbeScores
 from analysis.projection import METHODS
 from app.clips import audio_path, load_clip
 from app.errors import UserInputError, user_errors
-from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.state import Studio
 from app.tabs.reconstruct import check_window
+from app.tabs.widgets import window_slider
 
 COLOR_CHOICES = ("instrument", "note", "octave")
 SCORE_HEADERS = [
@@ -117,14 +118,7 @@ def build(studio: Studio, initial: tuple[Any, ...] | None = None) -> None:
         color = gr.Radio(
             list(COLOR_CHOICES), value="instrument", label="Colour by", elem_id="map_color"
         )
-        window = gr.Slider(
-            WINDOW_MIN,
-            WINDOW_MAX,
-            value=studio.config.window,
-            step=1,
-            label="ALMTokenizer window",
-            elem_id="map_window",
-        )
+        window = window_slider(studio.config.window, "map_window")
         upload = gr.Audio(
             label="Place a clip on the map (optional)",
             type="filepath",

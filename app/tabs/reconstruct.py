@@ -23,6 +23,7 @@ from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError, user_errors
 from app.figures import codebook_usage_figure, spectrogram_figure, token_timeline_figure
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.tabs.widgets import window_slider
 from codec.metrics import mel_distance, si_sdr
 from codec.tokenizer.stats import codebook_stats, token_timeline
 
@@ -235,13 +236,8 @@ def build(studio: Studio) -> None:
             )
         with gr.Column(scale=1):
             example = gr.Dropdown(examples, value=None, label="Bundled example", elem_id="example")
-            window = gr.Slider(
-                WINDOW_MIN,
-                WINDOW_MAX,
-                value=studio.config.window,
-                step=1,
-                label="ALMTokenizer window size w",
-                elem_id="window_slider",
+            window = window_slider(
+                studio.config.window, "window_slider", label="ALMTokenizer window size w"
             )
             bandwidth = gr.Radio(
                 list(studio.bandwidths),

@@ -25,8 +25,9 @@ from analysis.latents import encode_waveform
 from analysis.timbre import ALPHA_RANGE, shift_to_centroid
 from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError, user_errors
-from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.state import Studio
 from app.tabs.reconstruct import check_window
+from app.tabs.widgets import window_slider
 from codec.base import Codec
 
 ANY_NOTE = "(any)"
@@ -169,14 +170,7 @@ def build(studio: Studio) -> None:
                 label="Strength (alpha)",
                 elem_id="timbre_strength",
             )
-            window = gr.Slider(
-                WINDOW_MIN,
-                WINDOW_MAX,
-                value=studio.config.window,
-                step=1,
-                label="ALMTokenizer window",
-                elem_id="timbre_window",
-            )
+            window = window_slider(studio.config.window, "timbre_window")
             run = gr.Button("Transfer", variant="primary", elem_id="transfer_btn")
     caption = gr.Markdown()
     with gr.Row():

@@ -19,9 +19,10 @@ from analysis.interpolate import MODES
 from analysis.traversal import Waypoint, export_traversal, traverse
 from app.clips import audio_path, concat_with_gaps, load_clip, write_wav
 from app.errors import UserInputError, user_errors
-from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.state import Studio
 from app.tabs.latent_map import check_choice
 from app.tabs.reconstruct import check_window
+from app.tabs.widgets import window_slider
 
 RENDERINGS = ("glide", "steps")
 MAX_UPLOADS = 4
@@ -168,14 +169,7 @@ def build(studio: Studio) -> None:
                 *STEPS_RANGE, value=8, step=1, label="Steps per segment", elem_id="trav_steps"
             )
             mode = gr.Radio(list(MODES), value="linear", label="Interpolation", elem_id="trav_mode")
-            window = gr.Slider(
-                WINDOW_MIN,
-                WINDOW_MAX,
-                value=studio.config.window,
-                step=1,
-                label="ALMTokenizer window",
-                elem_id="trav_window",
-            )
+            window = window_slider(studio.config.window, "trav_window")
             run = gr.Button("Traverse", variant="primary", elem_id="traverse_btn")
     caption = gr.Markdown()
     with gr.Row():
