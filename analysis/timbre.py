@@ -1,49 +1,281 @@
-"""Centroid-based timbre transfer.
+"""Timbre transfer: move a clip's latents toward a target instrument, decode before/after.
 
-For a clip with continuous latents z_t and a target attribute group with centroid c (mean
-pooled latent of its sounds):
+The paper-faithful method ("mean") shifts the clip's time-mean onto the centroid c of the target
+group (mean pooled latent of its sounds):
 
     z'_t = z_t + alpha * (c - mean_t z_t),   alpha in [0, 1.5]
 
 alpha = 1 puts the clip's time-mean exactly on the centroid while keeping its deviations over
-time (pitch contour, rhythm). Both "before" (alpha = 0) and "after" go through the same decode
-path, so they differ only by the shift. With `quantize=True` both are snapped to the codec's
-codebooks before decoding (needs the backend's optional `quantize`; see
-`analysis.codec_ops.requantize`).
+time (pitch contour, rhythm). Candidates measured against the audio judge (`analysis.judge`,
+`analysis.judge_grid`), selected with `method`:
+
+- "adain": per-channel statistics matching (AdaIN): alpha = 1 gives
+  `(z_t - mu_s) / sd_s * sd_c + mu_c`, with mu_c, sd_c the mean over the target's sounds of
+  each sound's per-channel time-mean and time-std; alpha interpolates both mean and scale.
+- "pitch_mean", "pitch_adain": the same, with the target statistics taken from the K target
+  notes nearest the source's pitch (semitones from `codec.metrics.estimate_f0` on the source;
+  an unpitched source, e.g. speech, uses every note of the target).
+- "channels": AdaIN on a subset of channels only: those whose pooled value tells instruments
+  apart most and pitches least (ANOVA F ratio over the dataset's pooled latents), with the
+  pitch-matched target; the other channels keep the source.
+
+For ALMTokenizer the latents that every method moves are already the query tokens (the encoder
+outputs at the query positions, `[n, D]` with n = T / w), not the patch frames.
+
+Both "before" (alpha = 0) and "after" go through the same decode path, so they differ only by
+the transfer. With `quantize=True` both are snapped to the codec's codebooks before decoding
+(needs the backend's optional `quantize`; see `analysis.codec_ops.requantize`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from analysis.codec_ops import as_batch, decode_frames, effective_window, requantize
-from analysis.groups import AttributeGroup, group_centroid
-from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform
+from analysis.codec_ops import (
+    as_batch,
+    codec_identity,
+    decode_frames,
+    effective_window,
+    requantize,
+)
+from analysis.groups import AttributeGroup, parse_group, select_group
+from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform, extract_latents
 from codec.audio import load_audio
 from codec.base import Codec
+from codec.metrics import estimate_f0
 
 log = logging.getLogger(__name__)
 
 ALPHA_RANGE = (0.0, 1.5)
+METHODS = ("mean", "adain", "pitch_mean", "pitch_adain", "channels")
+METHOD_HELP = {
+    "mean": "paper: shift the time-mean onto the target centroid",
+    "adain": "match per-channel mean and std to the target's",
+    "pitch_mean": "mean shift toward the target notes nearest the source pitch",
+    "pitch_adain": "mean + std matching to the target notes nearest the source pitch",
+    "channels": "pitch_adain on the instrument channels only",
+}
+DEFAULT_METHOD = "mean"
+K_NEAREST = 3
+CHANNEL_FRACTION = 0.5
+_EPS = 1e-4
+_STATS_CACHE: OrderedDict[tuple, _MemberStats] = OrderedDict()
+_CHANNEL_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _check_alpha(alpha: float) -> None:
+    if not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
+        raise ValueError(f"alpha must be in [{ALPHA_RANGE[0]}, {ALPHA_RANGE[1]}], got {alpha}")
+
+
+def check_method(method: str) -> str:
+    """The method name, or ValueError listing the known ones."""
+    if method not in METHODS:
+        raise ValueError(f"unknown transfer method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
 
 
 def shift_to_centroid(frames: np.ndarray, centroid: np.ndarray, alpha: float) -> np.ndarray:
     """`z'_t = z_t + alpha (c - mean_t z_t)` for `frames [T, D]`, `centroid [D]`: `[T, D]`."""
-    if not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
-        raise ValueError(f"alpha must be in [{ALPHA_RANGE[0]}, {ALPHA_RANGE[1]}], got {alpha}")
+    _check_alpha(alpha)
     if frames.ndim != 2 or centroid.shape != (frames.shape[1],):
         raise ValueError(
             f"frames [T, D] and centroid [D] expected, got {frames.shape}, {centroid.shape}"
         )
     shift = centroid.astype(np.float64) - frames.astype(np.float64).mean(0)
     return (frames + alpha * shift).astype(frames.dtype)
+
+
+def match_statistics(
+    frames: np.ndarray,
+    target_mean: np.ndarray,
+    target_std: np.ndarray,
+    alpha: float,
+    channels: np.ndarray | None = None,
+) -> np.ndarray:
+    """AdaIN-style transfer of `frames [T, D]` toward per-channel `target_mean`, `target_std`.
+
+    With mu, sd the clip's per-channel time-mean and time-std, the std moves to
+    `sd + alpha (target_std - sd)` and the mean to `mu + alpha (target_mean - mu)`; alpha = 1 is
+    `(z - mu) / sd * target_std + target_mean`, alpha = 0 the clip itself. `channels` (bool
+    `[D]`) limits the change to those channels.
+    """
+    _check_alpha(alpha)
+    d = frames.shape[1] if frames.ndim == 2 else -1
+    if d < 0 or target_mean.shape != (d,) or target_std.shape != (d,):
+        raise ValueError(
+            f"frames [T, D] and target statistics [D] expected, got {frames.shape}, "
+            f"{target_mean.shape}, {target_std.shape}"
+        )
+    z = frames.astype(np.float64)
+    mu, sd = z.mean(0), np.maximum(z.std(0), _EPS)
+    new_sd = np.maximum(sd + alpha * (np.maximum(target_std, 0.0) - sd), 0.0)
+    out = (z - mu) * (new_sd / sd) + mu + alpha * (target_mean - mu)
+    if channels is not None:
+        out = np.where(np.asarray(channels, dtype=bool)[None], out, z)
+    return out.astype(frames.dtype)
+
+
+def source_midi(wav: torch.Tensor, sr: int) -> float | None:
+    """Fractional MIDI pitch of a clip (`estimate_f0`), None when it has no pitch."""
+    f0 = estimate_f0(torch.as_tensor(wav).detach().float().cpu().reshape(-1), sr)
+    return None if not math.isfinite(f0) or f0 <= 0 else 69.0 + 12.0 * math.log2(f0 / 440.0)
+
+
+@dataclass
+class _MemberStats:
+    members: list[Any]
+    means: np.ndarray  # [M, D] pooled latents
+    stds: np.ndarray  # [M, D] per-channel time-std
+    midis: np.ndarray  # [M] float, NaN when unknown
+
+
+@dataclass
+class TargetStats:
+    """Latent statistics of the target a clip moves toward.
+
+    Attributes:
+        group: the target group.
+        mean, std: per-channel target mean `[D]` (the centroid of the chosen sounds) and std.
+        members: the sounds the statistics come from (the K nearest in pitch, or all).
+        pitch_matched: True when the sounds were chosen by nearness to the source's pitch.
+    """
+
+    group: AttributeGroup
+    mean: np.ndarray
+    std: np.ndarray
+    members: list[Any] = field(default_factory=list)
+    pitch_matched: bool = False
+
+
+def _member_stats(
+    codec: Codec, items: Sequence[Any], group: AttributeGroup, win: int | None, cache_dir: Any
+) -> _MemberStats:
+    members = select_group(items, group)
+    key = (codec_identity(codec), win, group, tuple(str(getattr(m, "path", m)) for m in members))
+    if key in _STATS_CACHE:
+        _STATS_CACHE.move_to_end(key)
+        return _STATS_CACHE[key]
+    lat = extract_latents(codec, members, win, cache_dir=cache_dir, progress=False)
+    stds = np.stack([c.frames.std(0) for c in lat.clips]).astype(np.float32)
+    midis = np.array([float(getattr(m, "midi", None) or math.nan) for m in members])
+    st = _MemberStats(members, lat.pooled, stds, midis)
+    _STATS_CACHE[key] = st
+    while len(_STATS_CACHE) > _CACHE_SIZE:
+        _STATS_CACHE.popitem(last=False)
+    return st
+
+
+def target_stats(
+    codec: Codec,
+    items: Sequence[Any],
+    target: AttributeGroup | str,
+    window: int | None = None,
+    near_midi: float | None = None,
+    k_nearest: int = K_NEAREST,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+) -> TargetStats:
+    """Target mean/std of a group: over all its sounds, or over the `k_nearest` sounds whose
+    MIDI pitch is nearest `near_midi` (when given and the group has pitched sounds).
+
+    Raises:
+        GroupError: unknown or empty group.
+    """
+    if isinstance(target, str):
+        target = parse_group(target, {getattr(it, "instrument", "") for it in items})
+    win = effective_window(codec, window)
+    st = _member_stats(codec, items, target, win, cache_dir)
+    idx = np.arange(len(st.members))
+    matched = near_midi is not None and bool(np.isfinite(st.midis).any())
+    if matched:
+        dist = np.where(np.isfinite(st.midis), np.abs(st.midis - float(near_midi)), np.inf)
+        idx = np.argsort(dist, kind="stable")[
+            : max(1, min(k_nearest, int(np.isfinite(dist).sum())))
+        ]
+    return TargetStats(
+        target,
+        st.means[idx].mean(0).astype(np.float32),
+        st.stds[idx].mean(0).astype(np.float32),
+        [st.members[i] for i in idx],
+        matched,
+    )
+
+
+def instrument_channels(
+    codec: Codec,
+    items: Sequence[Any],
+    window: int | None = None,
+    fraction: float = CHANNEL_FRACTION,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+) -> np.ndarray:
+    """Bool mask `[D]` of the `fraction` of channels whose pooled latent separates instruments
+    most relative to pitches: ranked by F(instrument) / F(MIDI pitch) (one-way ANOVA over the
+    pitched notes of `items`)."""
+    from sklearn.feature_selection import f_classif
+
+    win = effective_window(codec, window)
+    notes = [it for it in items if getattr(it, "midi", None) is not None]
+    key = (codec_identity(codec), win, float(fraction), tuple(str(it.path) for it in notes))
+    if key in _CHANNEL_CACHE:
+        return _CHANNEL_CACHE[key]
+    if len({it.instrument for it in notes}) < 2:
+        raise ValueError("instrument channels need pitched notes of two or more instruments")
+    pooled = extract_latents(codec, notes, win, cache_dir=cache_dir, progress=False).pooled
+    with np.errstate(all="ignore"):
+        f_inst = np.nan_to_num(f_classif(pooled, [it.instrument for it in notes])[0])
+        f_pitch = np.nan_to_num(f_classif(pooled, [int(it.midi) for it in notes])[0])
+    score = f_inst / (f_pitch + 1.0)
+    n = max(1, int(round(fraction * pooled.shape[1])))
+    mask = np.zeros(pooled.shape[1], dtype=bool)
+    mask[np.argsort(-score, kind="stable")[:n]] = True
+    _CHANNEL_CACHE[key] = mask
+    while len(_CHANNEL_CACHE) > _CACHE_SIZE:
+        _CHANNEL_CACHE.popitem(last=False)
+    return mask
+
+
+def transfer_frames(
+    codec: Codec,
+    frames: np.ndarray,
+    wav: torch.Tensor | None,
+    target: AttributeGroup | str,
+    items: Sequence[Any],
+    alpha: float = 1.0,
+    method: str = DEFAULT_METHOD,
+    window: int | None = None,
+    k_nearest: int = K_NEAREST,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+) -> tuple[np.ndarray, TargetStats]:
+    """Move latents `frames [T, D]` of a clip (its waveform `wav` gives the pitch for the
+    pitch-matched methods) toward `target` with `method`: (moved frames, target statistics).
+
+    Raises:
+        ValueError: unknown method or alpha out of range. GroupError: unknown or empty group.
+    """
+    check_method(method)
+    _check_alpha(alpha)
+    near = None
+    if method in ("pitch_mean", "pitch_adain", "channels") and wav is not None:
+        near = source_midi(wav, codec.sample_rate)
+    ts = target_stats(codec, items, target, window, near, k_nearest, cache_dir)
+    if method in ("mean", "pitch_mean"):
+        return shift_to_centroid(frames, ts.mean, alpha), ts
+    mask = (
+        instrument_channels(codec, items, window, cache_dir=cache_dir)
+        if method == "channels"
+        else None
+    )
+    return match_statistics(frames, ts.mean, ts.std, alpha, mask), ts
 
 
 @dataclass
@@ -58,8 +290,9 @@ class TimbreResult:
         after: decoded shifted latents `[1, N]`.
         latents_before, latents_after: the latent sequences `[T, D]` that were decoded (after
             re-quantization when `quantize`).
-        centroid: the target centroid `[D]`.
+        centroid: the target mean `[D]` (the group centroid for "mean"/"adain").
         quantized: whether the latents were re-quantized.
+        method: the transfer method; target: its target statistics.
     """
 
     codec_name: str
@@ -72,6 +305,8 @@ class TimbreResult:
     latents_after: np.ndarray
     centroid: np.ndarray
     quantized: bool = False
+    method: str = DEFAULT_METHOD
+    target: TargetStats | None = None
 
 
 def timbre_transfer(
@@ -83,8 +318,10 @@ def timbre_transfer(
     window: int | None = None,
     quantize: bool = False,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    method: str = DEFAULT_METHOD,
+    k_nearest: int = K_NEAREST,
 ) -> TimbreResult:
-    """Move a clip's latents toward a group's centroid and decode before/after.
+    """Move a clip's latents toward a target group and decode before/after.
 
     Args:
         codec: any Codec.
@@ -95,20 +332,22 @@ def timbre_transfer(
         window: window size (ignored by codecs without one).
         quantize: re-quantize the latents before decoding (ALMTokenizer).
         cache_dir: latent cache for the group's clips.
+        method: one of METHODS (see the module docstring).
+        k_nearest: target sounds used by the pitch-matched methods.
 
     Raises:
-        GroupError: unknown or empty group. ValueError: alpha out of range.
+        GroupError: unknown or empty group. ValueError: alpha out of range or unknown method.
         NotImplementedError: `quantize` on a codec without a public quantize step.
     """
-    if not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
-        raise ValueError(f"alpha must be in [{ALPHA_RANGE[0]}, {ALPHA_RANGE[1]}], got {alpha}")
+    _check_alpha(alpha)
+    check_method(method)
     win = effective_window(codec, window)
     wav = (
         load_audio(clip, codec.sample_rate) if isinstance(clip, (str, Path)) else as_batch(clip)[0]
     )
-    gc = group_centroid(codec, items, target, win, cache_dir)
     z = encode_waveform(codec, wav, win)
-    shifted = shift_to_centroid(z.frames, gc.centroid, alpha)
+    shifted, ts = transfer_frames(codec, z.frames, wav, target, items, alpha, method, win,
+                                  k_nearest, cache_dir)  # fmt: skip
     before, after = z.frames, shifted
     if quantize:
         both = torch.from_numpy(np.stack([before, after])).transpose(1, 2)  # [2, D, T]
@@ -118,12 +357,14 @@ def timbre_transfer(
     return TimbreResult(
         codec_name=codec.name,
         window=win,
-        group=gc.group,
+        group=ts.group,
         alpha=float(alpha),
         before=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(before)), win, n),
         after=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(after)), win, n),
         latents_before=before,
         latents_after=after,
-        centroid=gc.centroid,
+        centroid=ts.mean,
         quantized=quantize,
+        method=method,
+        target=ts,
     )
