@@ -24,13 +24,14 @@ import yaml
 from codec.training.schema import ConfigError, build_dataclass
 
 __all__ = [
-    "LOSS_KEYS", "ConfigError", "DataloaderConfig", "DiscriminatorConfig", "LambdasConfig",
+    "LOSS_KEYS", "AugmentConfig", "ConfigError", "DataloaderConfig", "DiscriminatorConfig",
+    "LambdasConfig", "MixConfig",
     "ModelConfig", "TrainConfig", "TrainingConfig", "apply_overrides", "load_config",
     "resolve_model_args",
 ]  # fmt: skip
 
 MODEL_TYPES = ("almtokenizer", "encodec")
-DATASETS = ("fsd50k", "goodsounds", "demo", "folder")
+DATASETS = ("fsd50k", "goodsounds", "demo", "folder", "corpus")
 LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar", "latent")
 # YAML aliases share one object per anchor, so a tiny file can expand to billions of values
 # ("billion laughs"); copying refuses more values, or deeper nesting, than any real config has.
@@ -82,12 +83,41 @@ class DiscriminatorConfig:
         return list(self.n_mels)
 
 
+DatasetName = Literal["fsd50k", "goodsounds", "demo", "folder", "corpus"]
+
+
+@dataclass
+class MixConfig:
+    """`dataloader.mix[i]:` one more training dataset, drawn with this weight."""
+
+    dataset: DatasetName
+    dataset_path: str | None = None  # null only for the bundled demo set
+    weight: float = 1.0
+
+
+@dataclass
+class AugmentConfig:
+    """`dataloader.augment:` seeded augmentation of training crops (codec.data.Augment)."""
+
+    gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])  # [low, high] dB
+    polarity: float = 0.0  # probability of a polarity flip
+
+
 @dataclass
 class DataloaderConfig:
-    """`dataloader:` which clips to train and evaluate on."""
+    """`dataloader:` which clips to train and evaluate on.
 
-    dataset: Literal["fsd50k", "goodsounds", "demo", "folder"] = "fsd50k"
+    `dataset` is drawn with `weight` and each `mix` entry with its own weight (for example
+    corpus 0.7, demo 0.3); `epoch_size` draws make an epoch (null: all their training clips).
+    The held-out set is the `eval_split` of every dataset, grouped by sound / source file.
+    """
+
+    dataset: DatasetName = "fsd50k"
     dataset_path: str = "data/FSD50K"
+    weight: float = 1.0
+    mix: list[MixConfig] = field(default_factory=list)
+    epoch_size: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 16
     train_subset_size: int | None = None
     test_subset_size: int | None = None
@@ -323,9 +353,21 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(dl.batch_size > 0, "dataloader.batch_size", f"must be positive, got {dl.batch_size}")
     _require(dl.nsecs > 0, "dataloader.nsecs", f"must be positive, got {dl.nsecs}")
     _require(dl.num_workers >= 0, "dataloader.num_workers", "must be >= 0")
-    for name in ("train_subset_size", "test_subset_size"):
+    for name in ("train_subset_size", "test_subset_size", "epoch_size"):
         v = getattr(dl, name)
         _require(v is None or v > 0, f"dataloader.{name}", f"must be positive or null, got {v}")
+    _require(dl.weight > 0, "dataloader.weight", f"must be positive, got {dl.weight}")
+    for i, mx in enumerate(dl.mix):
+        _require(mx.weight > 0, f"dataloader.mix[{i}].weight", f"must be positive, got {mx.weight}")
+        _require(
+            mx.dataset_path is not None or mx.dataset == "demo",
+            f"dataloader.mix[{i}].dataset_path",
+            f"dataset {mx.dataset} needs a path",
+        )
+    g = dl.augment.gain_db
+    _require(len(g) == 2 and g[0] <= g[1], "dataloader.augment.gain_db",
+             f"expected [low, high] with low <= high, got {g}")  # fmt: skip
+    _require(0 <= dl.augment.polarity <= 1, "dataloader.augment.polarity", "must be in [0, 1]")
 
     _require(t.stage in (1, 2), "training.stage", f"must be 1 or 2, got {t.stage}")
     if t.stage == 2 and m.type == "almtokenizer":
@@ -383,6 +425,12 @@ def _check_paths(cfg: TrainConfig) -> None:
         "dataloader.dataset_path",
         f"{dl.dataset_path} does not exist",
     )
+    for i, mx in enumerate(dl.mix):
+        _require(
+            mx.dataset_path is None or Path(mx.dataset_path).exists(),
+            f"dataloader.mix[{i}].dataset_path",
+            f"{mx.dataset_path} does not exist",
+        )
     if t.stage == 2 and t.stage1_checkpoint is not None:
         _require(
             Path(t.stage1_checkpoint).is_dir(),

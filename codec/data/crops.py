@@ -1,4 +1,5 @@
-"""Shared data helpers: fixed-length crops, a crop Dataset for training, grouped splits."""
+"""Shared data helpers: fixed-length crops, a crop Dataset for training with seeded
+augmentation, grouped splits."""
 
 from __future__ import annotations
 
@@ -53,13 +54,52 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+@dataclass(frozen=True)
+class Augment:
+    """Loader-side augmentation of training crops: a random gain and a polarity flip.
+
+    Each draw depends only on a seed (CropDataset: seed, epoch, index), so a resumed run sees
+    the same augmented batches. The gain is drawn uniformly in dB from `gain_db` and capped so
+    the crop's peak stays at or below full scale (no clipping).
+
+    Args:
+        gain_db: (low, high) in dB; (0, 0) disables it.
+        polarity: probability of multiplying the crop by -1.
+    """
+
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    polarity: float = 0.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.gain_db
+        if lo > hi:
+            raise ValueError(f"gain_db must be (low, high) with low <= high, got {self.gain_db}")
+        if not 0.0 <= self.polarity <= 1.0:
+            raise ValueError(f"polarity must be a probability in [0, 1], got {self.polarity}")
+
+    @property
+    def active(self) -> bool:
+        return self.gain_db != (0.0, 0.0) or self.polarity > 0.0
+
+    def apply(self, wav: torch.Tensor, seed: int) -> torch.Tensor:
+        """`wav` `[C, N]` scaled by a seeded gain and sign."""
+        rng = random.Random(seed)
+        gain = 10.0 ** (rng.uniform(*self.gain_db) / 20.0)
+        sign = -1.0 if rng.random() < self.polarity else 1.0
+        peak = float(wav.abs().max()) if wav.numel() else 0.0
+        if peak > 0.0:
+            gain = min(gain, max(1.0 / peak, 1.0))  # a boost never pushes past full scale
+        return wav * (sign * gain)
+
+
 class CropDataset(Dataset[torch.Tensor]):
     """Fixed-length mono crops `[1, nsecs * sample_rate]` of audio files, for codec training.
 
     With `random_crop` each item is cut at a random offset that depends only on
     (seed, epoch, index), so runs are reproducible whatever the number of DataLoader workers;
     call `set_epoch` to draw new offsets. Without it, crops start at 0. Short clips are
-    zero-padded. Only the needed segment of a long file is decoded.
+    zero-padded. Only the needed segment of a long file is decoded. `augment` (training only)
+    applies a seeded random gain and polarity flip after cropping.
 
     Attributes:
         paths: the audio files, one item each.
@@ -75,6 +115,7 @@ class CropDataset(Dataset[torch.Tensor]):
         random_crop: bool = True,
         seed: int = 0,
         items: Sequence[object] | None = None,
+        augment: Augment | None = None,
     ) -> None:
         if nsecs <= 0:
             raise ValueError(f"nsecs must be positive, got {nsecs}")
@@ -88,6 +129,7 @@ class CropDataset(Dataset[torch.Tensor]):
         self.num_samples = int(round(nsecs * sample_rate))
         self.random_crop = random_crop
         self.seed = seed
+        self.augment = augment
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -99,12 +141,18 @@ class CropDataset(Dataset[torch.Tensor]):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Returns `[1, num_samples]` float32."""
+        return self.get(index)
+
+    def get(self, index: int, draw: int = 0) -> torch.Tensor:
+        """Item `index` as `[1, num_samples]` float32; `draw` > 0 gives another crop and
+        augmentation of the same clip (a mixture that draws one clip twice in an epoch)."""
         path = self.paths[index]
         n = self.num_samples
         total = int(audio_duration(path) * self.sample_rate)
         offset = 0
         if self.random_crop and total > n:
-            rng = random.Random(_stable_seed(self.seed, self.epoch, index))
+            parts = (self.seed, self.epoch, index) + ((draw,) if draw else ())
+            rng = random.Random(_stable_seed(*parts))
             offset = rng.randint(0, total - n)
         try:
             wav = load_audio(
@@ -118,7 +166,10 @@ class CropDataset(Dataset[torch.Tensor]):
                 raise
             # The header over-reports (truncated file): fall back to what actually decodes.
             wav = load_audio(path, self.sample_rate)
-        return crop_or_pad(wav, n)
+        wav = crop_or_pad(wav, n)
+        if self.augment is not None and self.augment.active:
+            wav = self.augment.apply(wav, _stable_seed(self.seed, self.epoch, index, draw, "aug"))
+        return wav
 
 
 @dataclass(frozen=True)

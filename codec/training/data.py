@@ -1,8 +1,9 @@
 """Training and evaluation data loaders with a resumable, rank-aware, epoch-seeded order.
 
-The order of the clips in an epoch depends only on (seed, epoch) and the crop offsets only on
-(seed, epoch, index) (`CropDataset`), so a run resumed at step s sees exactly the batches an
-uninterrupted run would have seen from step s on.
+The order of the clips in an epoch depends only on (seed, epoch), the crop offsets and the
+augmentation (gain, polarity) only on (seed, epoch, index) (`CropDataset`), and a weighted mixture
+of datasets (`dataloader.mix`) only on (seed, epoch) (`MixedDataset`), so a run resumed at step s
+sees exactly the batches an uninterrupted run would have seen from step s on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from codec.config import ConfigError, TrainConfig
+from codec.config import ConfigError, DataloaderConfig, TrainConfig
 
 
 class ResumableSampler(Sampler[int]):
@@ -97,20 +98,70 @@ class Loaders:
         )
 
 
+def _components(dl: DataloaderConfig) -> list[tuple[str, str | None, float, str]]:
+    """(dataset, path, weight, config key) of `dataset` and of every `mix` entry."""
+    out = [(dl.dataset, dl.dataset_path, dl.weight, "dataloader.dataset_path")]
+    for i, m in enumerate(dl.mix):
+        out.append((m.dataset, m.dataset_path, m.weight, f"dataloader.mix[{i}].dataset_path"))
+    return out
+
+
+def build_train_dataset(dl: DataloaderConfig, seed: int, nsecs: float | None = None) -> Dataset:
+    """The training set of `dl`: one augmented CropDataset, or a MixedDataset of several.
+
+    Raises:
+        ConfigError: a dataset is missing or has no training clips (names its key).
+    """
+    from codec.data import Augment, MixedDataset, build_dataset
+
+    augment = Augment(tuple(dl.augment.gain_db), dl.augment.polarity)  # type: ignore[arg-type]
+    nsecs = dl.nsecs if nsecs is None else nsecs
+    parts, weights = [], []
+    for name, path, weight, key in _components(dl):
+        try:
+            parts.append(
+                build_dataset(name, path, "train", nsecs, dl.train_subset_size, seed, augment)
+            )
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"{key}: {e}") from e
+        weights.append(weight)
+    if len(parts) == 1 and dl.epoch_size is None:
+        return parts[0]
+    return MixedDataset(parts, weights, dl.epoch_size, seed)
+
+
+def build_held_out_dataset(dl: DataloaderConfig, seed: int) -> Dataset:
+    """`dl.eval_split` of every dataset (grouped splits), a seeded `test_subset_size` subset."""
+    from codec.data import CropDataset, list_items, subset
+
+    items: list = []
+    for name, path, _, key in _components(dl):
+        try:
+            items += list_items(name, path, dl.eval_split)
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"{key}: {e}") from e
+    items = subset(items, dl.test_subset_size, seed)
+    if not items:
+        raise ConfigError(f"dataloader.dataset_path: no clips in split {dl.eval_split!r}")
+    return CropDataset([it.path for it in items], dl.nsecs, random_crop=False, seed=seed,
+                       items=items)  # fmt: skip
+
+
 def build_loaders(cfg: TrainConfig, rank: int, world_size: int) -> Loaders:
     """Datasets from `cfg.dataloader` (via `codec.data.build_dataset`), split across ranks."""
     from codec.data import build_dataset
 
     dl, seed = cfg.dataloader, cfg.training.seed
-    try:
-        train = build_dataset(
-            dl.dataset, dl.dataset_path, "train", dl.nsecs, dl.train_subset_size, seed
-        )
-        held_out = build_dataset(
-            dl.dataset, dl.dataset_path, dl.eval_split, dl.nsecs, dl.test_subset_size, seed
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise ConfigError(f"dataloader.dataset_path: {e}") from e
+    if dl.mix:
+        train, held_out = build_train_dataset(dl, seed), build_held_out_dataset(dl, seed)
+    else:
+        train = build_train_dataset(dl, seed)
+        try:
+            held_out = build_dataset(
+                dl.dataset, dl.dataset_path, dl.eval_split, dl.nsecs, dl.test_subset_size, seed
+            )
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"dataloader.dataset_path: {e}") from e
     sampler = ResumableSampler(len(train), rank, world_size, seed, shuffle=dl.shuffle)
     if sampler.per_rank < dl.batch_size:
         raise ConfigError(
