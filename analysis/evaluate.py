@@ -6,6 +6,11 @@ window in `windows` (2..10); a codec with `set_bandwidth` (EnCodec) at each of `
 (1.5, 3, 6 kbps; its bandwidth is restored afterwards); any other codec at its one setting.
 Every clip goes through `codec.reconstruct` (encode -> quantize -> decode) and is scored with
 `analysis.metrics.quality_metrics` (delay-aligned mel distance, SI-SDR, STOI; PESQ for speech).
+
+With an audio judge (`analysis.judge`), each reconstruction is also judged by ear: "recognised
+as source" is the share of reconstructions whose most probable class is the clip's own
+instrument (or speech). With `transfer_clips`, the timbre-transfer grid of
+`analysis.judge_grid` runs too (held-out sources, targets from the training split's notes).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 
 from analysis.codec_ops import codec_device, uses_window
 from analysis.dataset import heldout_items
+from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
 from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
 from analysis.probe import ProbeScores, probe_latents
@@ -69,6 +75,7 @@ class EvalRow:
     pitch_accuracy: float  # share of pitched note clips whose reconstruction keeps the pitch
     n_clips: int
     n_speech: int
+    recognised_as_source: float = math.nan  # share the audio judge names as the clip's class
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +89,9 @@ class EvaluationReport:
     probes: dict[str, dict[str, ProbeScores]]
     heldout_sound_ids: list[int]
     files: dict[str, Path] = field(default_factory=dict)
+    judge: dict[str, Any] = field(default_factory=dict)  # the judge's fitting figures
+    transfers: list[Any] = field(default_factory=list)  # judge_grid.GridSummary rows
+    transfer_rows: list[Any] = field(default_factory=list)  # judge_grid.TransferRow rows
 
 
 def settings_for(
@@ -138,12 +148,15 @@ def evaluate_codec(
     settings: Sequence[Setting],
     max_seconds: float = DEFAULT_MAX_SECONDS,
     progress: bool = True,
+    judge: Judge | None = None,
 ) -> list[EvalRow]:
-    """Mean quality of `codec.reconstruct` at each setting over the clips `items`."""
+    """Mean quality of `codec.reconstruct` at each setting over the clips `items` (and, with
+    `judge`, the share of reconstructions recognised as their source's class)."""
     codec.eval()
     dev = codec_device(codec)
     per: dict[str, list[QualityMetrics]] = {s.label: [] for s in settings}
     pitch: dict[str, list[bool]] = {s.label: [] for s in settings}
+    heard: dict[str, list[bool]] = {s.label: [] for s in settings}
     bar = tqdm(total=len(items) * len(settings), desc=f"eval {codec.name}", disable=not progress)
     for it in items:
         wav = load_audio(getattr(it, "path", it), codec.sample_rate, max_seconds)[None].to(dev)
@@ -156,6 +169,10 @@ def evaluate_codec(
             )
             if pitched:  # the gate that matters: mel distance alone can hide a lost pitch
                 pitch[s.label].append(pitch_matches(rec.cpu(), wav.cpu(), codec.sample_rate))
+            if judge is not None and judge_label(it) in judge.classes:
+                heard[s.label].append(
+                    judge.hear(rec.cpu(), codec.sample_rate).label == judge_label(it)
+                )
             bar.update(1)
     bar.close()
     rows = []
@@ -173,6 +190,7 @@ def evaluate_codec(
                 pesq=_nanmean([m.pesq for m in ms]),
                 pitch_accuracy=_nanmean([float(p) for p in pitch[s.label]]),
                 n_clips=len(ms), n_speech=n_speech,
+                recognised_as_source=_nanmean([float(h) for h in heard[s.label]]),
             )
         )  # fmt: skip
     return rows
@@ -192,6 +210,12 @@ def evaluate_codecs(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     seed: int = 0,
     progress: bool = True,
+    judge: Judge | None = None,
+    transfer_clips: int = 0,
+    transfer_methods: Sequence[str] = ("mean",),
+    transfer_alphas: Sequence[float] = (0.5, 1.0),
+    transfer_items: Sequence[Any] | None = None,
+    quantize_transfer: Sequence[str] = ("almtokenizer",),
 ) -> EvaluationReport:
     """Evaluate every codec on held-out clips and probe its latents; write the report files.
 
@@ -210,6 +234,14 @@ def evaluate_codecs(
         max_clips: evaluate at most this many held-out clips (a seeded subset).
         cache_dir: latent cache for the probe.
         seed: subset and probe seed.
+        judge: the audio judge (`analysis.judge.load_or_fit_judge`); None skips every
+            judged figure.
+        transfer_clips: N > 0 runs the transfer grid on N held-out clips (needs `judge`)...
+        transfer_methods, transfer_alphas: ... with these methods and strengths ...
+        transfer_items: ... toward targets built from these records (default: the `items`
+            that are not held out) ...
+        quantize_transfer: ... re-quantizing the moved latents for these codec names (the
+            ALMTokenizer decoder was trained on quantized tokens only).
 
     Raises:
         ValueError: no held-out clips, or none of `heldout_sound_ids` in `items`.
@@ -224,7 +256,7 @@ def evaluate_codecs(
     probes: dict[str, dict[str, ProbeScores]] = {}
     for codec in codecs:
         rows += evaluate_codec(
-            codec, clips, settings_for(codec, windows, bandwidths), progress=progress
+            codec, clips, settings_for(codec, windows, bandwidths), progress=progress, judge=judge
         )
         if probe:
             lat = extract_latents(
@@ -233,6 +265,23 @@ def evaluate_codecs(
             probes[codec.name] = probe_latents(lat.pooled, lat.items, codec.name, seed=seed)
     ids = sorted({int(getattr(it, "sound_id", -1)) for it in clips})
     report = EvaluationReport(rows, probes, ids)
+    if judge is not None:
+        report.judge = dict(judge.meta, classes=list(judge.classes))
+    if judge is not None and transfer_clips > 0:
+        from analysis.judge_grid import grid_sources, summarise, transfer_grid
+
+        held_ids = {int(getattr(it, "sound_id", -1)) for it in clips}
+        if transfer_items is None:
+            transfer_items = [it for it in items if getattr(it, "sound_id", None) not in held_ids]
+        targets_from = [it for it in transfer_items if getattr(it, "midi", None) is not None]
+        sources = grid_sources(clips, transfer_clips, seed)
+        for codec in codecs:
+            report.transfer_rows += transfer_grid(
+                codec, judge, sources, targets_from, transfer_methods, transfer_alphas,
+                probe_window, quantize=codec.name in quantize_transfer, cache_dir=cache_dir,
+                progress=progress,
+            )  # fmt: skip
+        report.transfers = summarise(report.transfer_rows)
     if out_dir is not None:
         from analysis.report import write_report
 

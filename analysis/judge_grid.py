@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from analysis.codec_ops import decode_frames, effective_window
+from analysis.codec_ops import decode_frames, effective_window, requantize
 from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform
 from analysis.timbre import METHODS, transfer_frames
@@ -48,6 +48,7 @@ class TransferRow:
     window: int | None
     method: str
     alpha: float
+    quantized: bool
     source: str
     source_label: str
     target: str
@@ -57,6 +58,7 @@ class TransferRow:
     before_heard: str
     pitched: bool
     pitch_kept: bool
+    before_pitch_kept: bool
     loudness_change_db: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class GridSummary:
     codec: str
     method: str
     alpha: float
+    quantized: bool
     n: int
     recognised_as_target: float
     mean_p_target: float
@@ -77,6 +80,7 @@ class GridSummary:
     n_pitched: int
     loudness_change_db: float
     passes_gate: bool
+    before_pitch_kept: float = math.nan  # the same sources decoded without a transfer
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,13 +116,15 @@ def transfer_grid(
     alphas: Sequence[float] = ALPHAS,
     window: int | None = 6,
     targets: Sequence[str] | None = None,
+    quantize: bool = False,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
     on_row: Callable[[TransferRow], None] | None = None,
 ) -> list[TransferRow]:
     """Judge every transfer of `sources` (records with `.path`) toward every target instrument
     (default: every instrument of `target_items` that the judge knows), skipping a source's own
-    instrument.
+    instrument. With `quantize`, the moved latents (and the "before" latents) are snapped to
+    the codec's codebooks before decoding, as its tokens would be.
 
     Raises:
         ValueError: an unknown method.
@@ -135,14 +141,22 @@ def transfer_grid(
     total = len(sources) * len(targets) * len(methods) * len(alphas)
     bar = tqdm(total=total, desc=f"transfer grid {codec.name}", disable=not progress)
     codec.eval()
+
+    def decode(frames: np.ndarray, n: int) -> torch.Tensor:
+        if quantize:
+            lat = torch.from_numpy(np.ascontiguousarray(frames)).T[None]  # [1, D, T]
+            frames = requantize(codec, lat, win)[0].T.detach().float().cpu().numpy()
+        return decode_frames(codec, torch.from_numpy(np.ascontiguousarray(frames)), win, n)
+
     for src in sources:
         wav = load_audio(getattr(src, "path", src), sr)
         z = encode_waveform(codec, wav, win)
         n = z.num_samples
-        before = decode_frames(codec, torch.from_numpy(z.frames.copy()), win, n)
+        before = decode(z.frames, n)
         before_heard = judge.hear(before, sr).label
         src_label = judge_label(src)
         pitched = src_label != "speech" and math.isfinite(estimate_f0(wav, sr))
+        before_kept = pitched and pitch_matches(before, wav, sr)
         level = rms_db(wav)
         for target in targets:
             if target == getattr(src, "instrument", None):
@@ -154,15 +168,17 @@ def transfer_grid(
                         codec, z.frames, wav, target, target_items, float(alpha), method, win,
                         cache_dir=cache_dir,
                     )  # fmt: skip
-                    after = decode_frames(codec, torch.from_numpy(moved.copy()), win, n)
+                    after = decode(moved, n)
                     probs = judge.proba(after, sr)
                     heard = max(probs, key=probs.__getitem__)
                     row = TransferRow(
                         codec=codec.name, window=win, method=method, alpha=float(alpha),
-                        source=Path(str(getattr(src, "path", src))).name, source_label=src_label,
+                        quantized=quantize, source=Path(str(getattr(src, "path", src))).name,
+                        source_label=src_label,
                         target=target, heard=heard, p_target=probs.get(target, 0.0),
                         recognised=heard == target, before_heard=before_heard, pitched=pitched,
                         pitch_kept=pitched and pitch_matches(after, wav, sr),
+                        before_pitch_kept=before_kept,
                         loudness_change_db=rms_db(after) - level,
                     )  # fmt: skip
                     rows.append(row)
@@ -174,22 +190,25 @@ def transfer_grid(
 
 
 def summarise(rows: Sequence[TransferRow]) -> list[GridSummary]:
-    """One summary per (codec, method, alpha), in first-seen order."""
-    groups: dict[tuple[str, str, float], list[TransferRow]] = {}
+    """One summary per (codec, method, alpha, quantized), in first-seen order."""
+    groups: dict[tuple[str, str, float, bool], list[TransferRow]] = {}
     for r in rows:
-        groups.setdefault((r.codec, r.method, r.alpha), []).append(r)
+        groups.setdefault((r.codec, r.method, r.alpha, r.quantized), []).append(r)
     out = []
-    for (codec, method, alpha), rs in groups.items():
+    for (codec, method, alpha, quantized), rs in groups.items():
         pitched = [r for r in rs if r.pitched]
         rec = float(np.mean([r.recognised for r in rs]))
         kept = float(np.mean([r.pitch_kept for r in pitched])) if pitched else math.nan
+        kept0 = float(np.mean([r.before_pitch_kept for r in pitched])) if pitched else math.nan
         out.append(
             GridSummary(
-                codec=codec, method=method, alpha=alpha, n=len(rs), recognised_as_target=rec,
+                codec=codec, method=method, alpha=alpha, quantized=quantized, n=len(rs),
+                recognised_as_target=rec,
                 mean_p_target=float(np.mean([r.p_target for r in rs])), pitch_kept=kept,
                 n_pitched=len(pitched),
                 loudness_change_db=float(np.mean([r.loudness_change_db for r in rs])),
                 passes_gate=alpha == GATE_ALPHA and rec >= GATE_RECOGNISED and kept >= GATE_PITCH,
+                before_pitch_kept=kept0,
             )
         )  # fmt: skip
     return out
@@ -198,15 +217,19 @@ def summarise(rows: Sequence[TransferRow]) -> list[GridSummary]:
 def summary_markdown(summaries: Sequence[GridSummary]) -> str:
     """A Markdown table of grid summaries."""
     lines = [
-        "| codec | method | alpha | transfers | recognised as target | mean P(target) "
-        "| pitch kept (pitched sources) | loudness change dB | gate |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| codec | latents | method | alpha | transfers | recognised as target | mean P(target) "
+        "| pitch kept (pitched sources) | pitch kept without transfer | loudness change dB "
+        "| gate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         gate = "pass" if s.passes_gate else ("fail" if s.alpha == GATE_ALPHA else "")
         kept = "-" if math.isnan(s.pitch_kept) else f"{100 * s.pitch_kept:.0f}% of {s.n_pitched}"
+        kept0 = "-" if math.isnan(s.before_pitch_kept) else f"{100 * s.before_pitch_kept:.0f}%"
+        space = "quantized" if s.quantized else "continuous"
         lines.append(
-            f"| {s.codec} | {s.method} | {s.alpha:g} | {s.n} | {100 * s.recognised_as_target:.0f}%"
-            f" | {s.mean_p_target:.2f} | {kept} | {s.loudness_change_db:+.1f} | {gate} |"
+            f"| {s.codec} | {space} | {s.method} | {s.alpha:g} | {s.n} "
+            f"| {100 * s.recognised_as_target:.0f}% | {s.mean_p_target:.2f} | {kept} | {kept0} "
+            f"| {s.loudness_change_db:+.1f} | {gate} |"
         )
     return "\n".join(lines) + "\n"

@@ -12,12 +12,17 @@ time (pitch contour, rhythm). Candidates measured against the audio judge (`anal
 - "adain": per-channel statistics matching (AdaIN): alpha = 1 gives
   `(z_t - mu_s) / sd_s * sd_c + mu_c`, with mu_c, sd_c the mean over the target's sounds of
   each sound's per-channel time-mean and time-std; alpha interpolates both mean and scale.
-- "pitch_mean", "pitch_adain": the same, with the target statistics taken from the K target
-  notes nearest the source's pitch (semitones from `codec.metrics.estimate_f0` on the source;
-  an unpitched source, e.g. speech, uses every note of the target).
+- "pitch_mean", "pitch_adain": the same, with the target placed at the source's pitch: the
+  statistics of its notes at the nearest pitches below and above the source's (from
+  `codec.metrics.estimate_f0`), interpolated linearly in pitch; outside the target's range its
+  nearest pitch; an unpitched source (speech) uses every note of the target.
 - "channels": AdaIN on a subset of channels only: those whose pooled value tells instruments
   apart most and pitches least (ANOVA F ratio over the dataset's pooled latents), with the
   pitch-matched target; the other channels keep the source.
+- "knn": frame matching in the style of kNN-VC (Baas et al., 2023): each latent frame moves
+  toward the mean of its KNN_FRAMES nearest frames (cosine) among the frames of the target
+  notes at the pitches around the source's, `z'_t = z_t + alpha (knn(z_t) - z_t)`; the sequence (and
+  so rhythm and loudness contour) is the source's, the frames themselves the target's.
 
 For ALMTokenizer the latents that every method moves are already the query tokens (the encoder
 outputs at the query positions, `[n, D]` with n = T / w), not the patch frames.
@@ -56,16 +61,17 @@ from codec.metrics import estimate_f0
 log = logging.getLogger(__name__)
 
 ALPHA_RANGE = (0.0, 1.5)
-METHODS = ("mean", "adain", "pitch_mean", "pitch_adain", "channels")
+METHODS = ("mean", "adain", "pitch_mean", "pitch_adain", "channels", "knn")
 METHOD_HELP = {
     "mean": "paper: shift the time-mean onto the target centroid",
     "adain": "match per-channel mean and std to the target's",
     "pitch_mean": "mean shift toward the target notes nearest the source pitch",
     "pitch_adain": "mean + std matching to the target notes nearest the source pitch",
     "channels": "pitch_adain on the instrument channels only",
+    "knn": "replace each frame by its nearest frames of the target notes nearest in pitch",
 }
 DEFAULT_METHOD = "mean"
-K_NEAREST = 3
+KNN_FRAMES = 4
 CHANNEL_FRACTION = 0.5
 _EPS = 1e-4
 _STATS_CACHE: OrderedDict[tuple, _MemberStats] = OrderedDict()
@@ -126,6 +132,24 @@ def match_statistics(
     return out.astype(frames.dtype)
 
 
+def knn_frames(
+    frames: np.ndarray, pool: np.ndarray, alpha: float, k: int = KNN_FRAMES
+) -> np.ndarray:
+    """Move each frame of `frames [T, D]` toward the mean of its `k` nearest (cosine) frames
+    of `pool [P, D]`: `z + alpha (knn(z) - z)`."""
+    _check_alpha(alpha)
+    if pool.ndim != 2 or pool.shape[1] != frames.shape[1] or not len(pool):
+        raise ValueError(f"pool [P, D] with D = {frames.shape[1]} expected, got {pool.shape}")
+    z = frames.astype(np.float64)
+    p = pool.astype(np.float64)
+    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-8)
+    pn = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-8)
+    k = max(1, min(int(k), len(p)))
+    nearest = np.argpartition(-(zn @ pn.T), k - 1, axis=1)[:, :k]  # [T, k]
+    matched = p[nearest].mean(1)
+    return (z + alpha * (matched - z)).astype(frames.dtype)
+
+
 def source_midi(wav: torch.Tensor, sr: int) -> float | None:
     """Fractional MIDI pitch of a clip (`estimate_f0`), None when it has no pitch."""
     f0 = estimate_f0(torch.as_tensor(wav).detach().float().cpu().reshape(-1), sr)
@@ -138,6 +162,7 @@ class _MemberStats:
     means: np.ndarray  # [M, D] pooled latents
     stds: np.ndarray  # [M, D] per-channel time-std
     midis: np.ndarray  # [M] float, NaN when unknown
+    frames: list[np.ndarray] = field(default_factory=list)  # M x [T_m, D]
 
 
 @dataclass
@@ -147,8 +172,9 @@ class TargetStats:
     Attributes:
         group: the target group.
         mean, std: per-channel target mean `[D]` (the centroid of the chosen sounds) and std.
-        members: the sounds the statistics come from (the K nearest in pitch, or all).
+        members: the sounds the statistics come from (those around the pitch, or all).
         pitch_matched: True when the sounds were chosen by nearness to the source's pitch.
+        frames: the chosen sounds' latent frames stacked, `[sum T_m, D]` (for "knn").
     """
 
     group: AttributeGroup
@@ -156,6 +182,7 @@ class TargetStats:
     std: np.ndarray
     members: list[Any] = field(default_factory=list)
     pitch_matched: bool = False
+    frames: np.ndarray | None = None
 
 
 def _member_stats(
@@ -169,11 +196,32 @@ def _member_stats(
     lat = extract_latents(codec, members, win, cache_dir=cache_dir, progress=False)
     stds = np.stack([c.frames.std(0) for c in lat.clips]).astype(np.float32)
     midis = np.array([float(getattr(m, "midi", None) or math.nan) for m in members])
-    st = _MemberStats(members, lat.pooled, stds, midis)
+    st = _MemberStats(members, lat.pooled, stds, midis, [c.frames for c in lat.clips])
     _STATS_CACHE[key] = st
     while len(_STATS_CACHE) > _CACHE_SIZE:
         _STATS_CACHE.popitem(last=False)
     return st
+
+
+def _pitch_weights(midis: np.ndarray, near: float) -> np.ndarray:
+    """Weights `[M]` over sounds that place a target at MIDI pitch `near`: the sounds at the
+    nearest pitch at or below and at or above, linearly interpolated between the two pitches;
+    only the nearest pitch outside the group's range (no extrapolation)."""
+    w = np.zeros(len(midis))
+    ok = np.isfinite(midis)
+    below, above = ok & (midis <= near), ok & (midis >= near)
+    lo = midis[below].max() if below.any() else None
+    hi = midis[above].min() if above.any() else None
+    if lo is None or hi is None or lo == hi:
+        m = hi if lo is None else lo if hi is None else lo
+        sel = ok & (midis == m)
+        w[sel] = 1.0 / sel.sum()
+        return w
+    t = (near - lo) / (hi - lo)
+    for m, weight in ((lo, 1.0 - t), (hi, t)):
+        sel = midis == m
+        w[sel] += weight / sel.sum()
+    return w
 
 
 def target_stats(
@@ -182,11 +230,11 @@ def target_stats(
     target: AttributeGroup | str,
     window: int | None = None,
     near_midi: float | None = None,
-    k_nearest: int = K_NEAREST,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
 ) -> TargetStats:
-    """Target mean/std of a group: over all its sounds, or over the `k_nearest` sounds whose
-    MIDI pitch is nearest `near_midi` (when given and the group has pitched sounds).
+    """Target mean/std of a group: the mean over all its sounds, or, with `near_midi` (and a
+    group with pitched sounds), the group placed at that pitch: its sounds at the nearest
+    pitches below and above, interpolated linearly in pitch (`_pitch_weights`).
 
     Raises:
         GroupError: unknown or empty group.
@@ -195,19 +243,19 @@ def target_stats(
         target = parse_group(target, {getattr(it, "instrument", "") for it in items})
     win = effective_window(codec, window)
     st = _member_stats(codec, items, target, win, cache_dir)
-    idx = np.arange(len(st.members))
+    weights = np.full(len(st.members), 1.0 / len(st.members))
     matched = near_midi is not None and bool(np.isfinite(st.midis).any())
     if matched:
-        dist = np.where(np.isfinite(st.midis), np.abs(st.midis - float(near_midi)), np.inf)
-        idx = np.argsort(dist, kind="stable")[
-            : max(1, min(k_nearest, int(np.isfinite(dist).sum())))
-        ]
+        weights = _pitch_weights(st.midis, float(near_midi))
+    idx = np.flatnonzero(weights > 0)
+    w = weights[idx, None]
     return TargetStats(
         target,
-        st.means[idx].mean(0).astype(np.float32),
-        st.stds[idx].mean(0).astype(np.float32),
+        (w * st.means[idx]).sum(0).astype(np.float32) if matched else st.means.mean(0),
+        (w * st.stds[idx]).sum(0).astype(np.float32),
         [st.members[i] for i in idx],
         matched,
+        np.concatenate([st.frames[i] for i in idx]) if st.frames else None,
     )
 
 
@@ -253,7 +301,6 @@ def transfer_frames(
     alpha: float = 1.0,
     method: str = DEFAULT_METHOD,
     window: int | None = None,
-    k_nearest: int = K_NEAREST,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
 ) -> tuple[np.ndarray, TargetStats]:
     """Move latents `frames [T, D]` of a clip (its waveform `wav` gives the pitch for the
@@ -265,11 +312,14 @@ def transfer_frames(
     check_method(method)
     _check_alpha(alpha)
     near = None
-    if method in ("pitch_mean", "pitch_adain", "channels") and wav is not None:
+    if method in ("pitch_mean", "pitch_adain", "channels", "knn") and wav is not None:
         near = source_midi(wav, codec.sample_rate)
-    ts = target_stats(codec, items, target, window, near, k_nearest, cache_dir)
+    ts = target_stats(codec, items, target, window, near, cache_dir)
     if method in ("mean", "pitch_mean"):
         return shift_to_centroid(frames, ts.mean, alpha), ts
+    if method == "knn":
+        assert ts.frames is not None
+        return knn_frames(frames, ts.frames, alpha), ts
     mask = (
         instrument_channels(codec, items, window, cache_dir=cache_dir)
         if method == "channels"
@@ -319,7 +369,6 @@ def timbre_transfer(
     quantize: bool = False,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     method: str = DEFAULT_METHOD,
-    k_nearest: int = K_NEAREST,
 ) -> TimbreResult:
     """Move a clip's latents toward a target group and decode before/after.
 
@@ -333,7 +382,6 @@ def timbre_transfer(
         quantize: re-quantize the latents before decoding (ALMTokenizer).
         cache_dir: latent cache for the group's clips.
         method: one of METHODS (see the module docstring).
-        k_nearest: target sounds used by the pitch-matched methods.
 
     Raises:
         GroupError: unknown or empty group. ValueError: alpha out of range or unknown method.
@@ -347,7 +395,7 @@ def timbre_transfer(
     )
     z = encode_waveform(codec, wav, win)
     shifted, ts = transfer_frames(codec, z.frames, wav, target, items, alpha, method, win,
-                                  k_nearest, cache_dir)  # fmt: skip
+                                  cache_dir)  # fmt: skip
     before, after = z.frames, shifted
     if quantize:
         both = torch.from_numpy(np.stack([before, after])).transpose(1, 2)  # [2, D, T]
