@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,41 @@ def test_evaluate_writes_report(items: list, tmp_path: Path) -> None:
     assert "| almtokenizer | w=10 |" in md and "Semantic probe: encodec" in md
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "plotly" in files["html"].read_text()[:5000].lower()
+
+
+def test_evaluate_with_the_audio_judge(items: list, tmp_path: Path) -> None:
+    from analysis.judge import fit_judge, judge_label
+
+    held = heldout_items(items, split_seed=0)
+    held_ids = {it.sound_id for it in held}
+    judge = fit_judge([it for it in items if it.sound_id not in held_ids], seed=0)
+    alm, enc = tiny_alm(), tiny_encodec()
+    rep = evaluate_codecs(
+        [alm, enc], items, tmp_path, split_seed=0, windows=(4,), bandwidths=(1.5,),
+        probe=False, max_clips=2, cache_dir=tmp_path / "cache", progress=False, judge=judge,
+        transfer_clips=2, transfer_methods=("mean", "pitch_adain"), transfer_alphas=(1.0,),
+    )  # fmt: skip
+    for r in rep.rows:
+        assert 0.0 <= r.recognised_as_source <= 1.0
+    assert rep.judge["n_train"] == len(items) - len(held) and "cv_accuracy" in rep.judge
+    sources = {t.source for t in rep.transfer_rows}
+    assert len(sources) == 2
+    # every other instrument, both methods, both codecs; the ALMTokenizer's tokens re-quantized
+    assert len(rep.transfer_rows) == 2 * 2 * 2 * 2
+    assert all(t.quantized == (t.codec == "almtokenizer") for t in rep.transfer_rows)
+    assert all(t.target != t.source_label for t in rep.transfer_rows)
+    assert {(s.codec, s.method) for s in rep.transfers} == {
+        (c, m) for c in ("almtokenizer", "encodec") for m in ("mean", "pitch_adain")
+    }
+    for t in rep.transfer_rows:
+        assert t.recognised == (t.heard == t.target) and 0.0 <= t.p_target <= 1.0
+        assert math.isfinite(t.loudness_change_db)
+    md = rep.files["md"].read_text()
+    assert md.startswith("## Heard by the audio judge")
+    assert md.index("Heard by the audio judge") < md.index("Reconstruction quality")
+    assert "recognised as source" in md and "| encodec | continuous | pitch_adain | 1 |" in md
+    rows = list(csv.DictReader(rep.files["transfers_csv"].open()))
+    assert len(rows) == 16 and {"heard", "pitch_kept", "loudness_change_db"} <= set(rows[0])
+    data = json.loads(rep.files["json"].read_text())
+    assert len(data["transfers"]) == 4 and data["judge"]["classes"] == list(judge.classes)
+    assert {judge_label(it) for it in items} == set(judge.classes)
