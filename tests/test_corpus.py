@@ -295,3 +295,14 @@ def test_cli_stats_and_list(corpus: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "warzone2100-music" in out and "reserved (never built): timgm6mb-soundfont" in out
     assert corpus_main(["stats", "--out", str(corpus / "nope")]) == 2
     assert "no corpus manifest" in capsys.readouterr().err
+
+
+def test_heldout_pitches_are_off_the_demo_grid() -> None:
+    from codec.data.corpus.heldout import SOUNDFONTS, off_grid
+    from codec.data.corpus.leakguard import load_render_demo
+
+    rd = load_render_demo()
+    for _, lo, hi in rd.INSTRUMENTS.values():
+        pitches = off_grid(lo, hi)
+        assert pitches and not set(pitches) & set(rd.note_grid(lo, hi, []))
+    assert "FluidR3" not in " ".join(SOUNDFONTS.values())

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--out", type=Path, default=None, help="a built corpus: add clip counts")
     st = sub.add_parser("stats", help="hours per category and per source of a built corpus")
     st.add_argument("--out", type=Path, required=True)
+    ho = sub.add_parser("heldout", help="evaluation set from the reserved packages (demo layout)")
+    ho.add_argument("--out", type=Path, required=True)
     return p
 
 
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n{len(report.rows)} clips, {report.duplicates} duplicates dropped, "
                 f"{len(report.skipped)} files skipped, {report.seconds:.0f} s\n"
             )
+        elif args.verb == "heldout":
+            from codec.data.corpus.heldout import build_heldout
+
+            n = build_heldout(args.out)
+            sys.stdout.write(f"{n} clips in {args.out} (Good-sounds layout)\n")
         elif args.verb == "list":
             counts = {}
             if args.out is not None:

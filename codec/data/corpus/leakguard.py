@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
+from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +22,22 @@ RENDER_DEMO = REPO / "data" / "render_demo.py"
 EVAL_SPLITS = ("val", "test")
 
 
-def demo_programs(script: Path = RENDER_DEMO) -> dict[str, int]:
-    """{Good-sounds instrument: GM program (0-based)} used to render the demo set."""
+def load_render_demo(script: Path = RENDER_DEMO) -> ModuleType:
+    """data/render_demo.py as a module (it is a script, not part of the package)."""
+    if "_render_demo" in sys.modules:
+        return sys.modules["_render_demo"]
     spec = importlib.util.spec_from_file_location("_render_demo", script)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"{script}: cannot load the demo render script")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("_render_demo", module)
+    sys.modules["_render_demo"] = module
     spec.loader.exec_module(module)
-    return {name: int(v[0]) for name, v in module.INSTRUMENTS.items()}
+    return module
+
+
+def demo_programs() -> dict[str, int]:
+    """{Good-sounds instrument: GM program (0-based)} used to render the demo set."""
+    return {name: int(v[0]) for name, v in load_render_demo().INSTRUMENTS.items()}
 
 
 def demo_eval_notes(root: Path | None = None) -> set[tuple[int, int]]:
