@@ -12,7 +12,9 @@ NNNN.wav, 24 kHz mono), so `codec.data.load_goodsounds` and the analysis tools r
   klass "good-sound", player = soundfont;
 - speech: real recordings from fillets-ng-data-nl (Dutch dialogue) and qabcs-data (spoken words,
   several languages), at most SPEECH_PER_SOURCE clips each of at most SPEECH_MAX_S; klass "speech";
-- effects: qabcs-data's recorded noises; klass "effects".
+- effects: qabcs-data's recorded noises, as plain files in <out>/effects/qabcs_noises/ (the
+  "folder" dataset layout), not in the database: Good-sounds readers take every klass that is not
+  a scale or speech for a single note.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from codec.data.corpus import synth
 from codec.data.corpus.clips import DecodeError, decode, sounding_regions, to_24k
@@ -119,11 +122,17 @@ def build_heldout(out: str | Path) -> int:
             notes = _notes(rd, name, path, player)
             logger.info("%-10s %-13s %3d off-grid notes", player, name, len(notes))
             sounds += notes
+    effects: list[Any] = []
     for tag, (root, include, klass) in SPEECH_SOURCES.items():
         got = _recordings(rd, tag, root, include, klass)
         logger.info("%-13s %3d clips", tag, len(got))
-        sounds += got
+        (sounds if klass == "speech" else effects).extend(got)
     rd.write_dataset(Path(out), sounds)
     _describe_packs(Path(out))
+    for i, s in enumerate(effects):
+        path = Path(out) / "effects" / s.pack / f"{i:04d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, s.wav, 24000, subtype="PCM_16")
+    sounds += effects
     logger.info("held-out set: %d clips in %s (render script %s)", len(sounds), out, RENDER_DEMO)
     return len(sounds)
