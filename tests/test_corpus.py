@@ -306,3 +306,20 @@ def test_heldout_pitches_are_off_the_demo_grid() -> None:
         pitches = off_grid(lo, hi)
         assert pitches and not set(pitches) & set(rd.note_grid(lo, hi, []))
     assert "FluidR3" not in " ".join(SOUNDFONTS.values())
+
+
+def test_install_script_lists_every_source_package() -> None:
+    """scripts/install_corpus_packages.sh installs what `build` reads, reserved ones on request."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "scripts/install_corpus_packages.sh").read_text()
+
+    def array(name: str) -> set[str]:
+        m = re.search(rf"^{name}=\((.*?)\)", text, re.S | re.M)
+        assert m, name
+        return set(m.group(1).split())
+
+    sources = array("SOURCES")
+    wanted = {s.package for s in DEFAULT_SOURCES} - {"espeak-ng-data"} | {"espeak-ng"}
+    assert sources == wanted
+    assert array("RESERVED") == set(RESERVED_PACKAGES) and not sources & set(RESERVED_PACKAGES)
