@@ -12,6 +12,11 @@ Writes `judge_figures.md` and `judge_figures.json` under --out and prints the Ma
    --methods, ALMTokenizer at --window with re-quantized tokens (its decoder was trained on
    quantized tokens) and EnCodec on continuous latents, with the issue's gate at alpha 1.
 
+With --heldout-root (e.g. the independent set of `python -m codec.data.corpus heldout`), the
+clips of 3 and the sources of 4 come from that dataset instead (every single note and speech
+clip), while the judge and the transfer targets still come from --dataset-root's training split;
+the judge's accuracy on that set's clean clips is reported too.
+
 Checkpoints are any folders `codec.checkpoint.load_codec` reads; pass --alm none or
 --encodec none to leave one out. On a 2-core CPU the default grid (24 clips, 6 methods, 2
 alphas, 2 codecs) takes about 30-40 min; --methods and --clips make it shorter.
@@ -65,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo", help="folder or 'none'")
     p.add_argument("--encodec", default="checkpoints/encodec_demo", help="folder or 'none'")
     p.add_argument("--dataset-root", type=Path, default=Path("data/demo"))
+    p.add_argument("--heldout-root", type=Path, default=None, help="independent held-out set")
+    p.add_argument("--max-clips", type=int, default=0, help="reconstruct at most N clips")
     p.add_argument("--out", type=Path, default=Path("docs/judge"))
     p.add_argument("--clips", type=int, default=24, help="held-out source clips in the grid")
     p.add_argument("--methods", default=",".join(METHODS), help="transfer methods (comma list)")
@@ -84,13 +91,31 @@ def main(argv: list[str] | None = None) -> int:
     judge = load_or_fit_judge(args.dataset_root, args.judge_cache, args.seed)
     train, held = judge_split(args.dataset_root)
     tracker, n_pitched = pitch_tracker_accuracy(train + held)
-    out: dict = {"judge": dict(judge.meta, classes=list(judge.classes)),
+    indep = ""
+    if args.heldout_root is not None:
+        from analysis.dataset import load_items
+        from analysis.judge import clip_features, judge_label
+
+        held = [it for it in load_items(args.heldout_root) if judge_label(it) in judge.classes]
+        pred = np.array(judge.classes)[judge.proba_features(clip_features(held)).argmax(1)]
+        acc = float(np.mean(pred == np.array([judge_label(it) for it in held])))
+        tr, n_tr = pitch_tracker_accuracy(held)
+        indep = (
+            f"Independent set {args.heldout_root}: the judge names {100 * acc:.1f}% of its "
+            f"{len(held)} clean clips; the pitch tracker {100 * tr:.1f}% of {n_tr} notes."
+        )
+    if args.max_clips and len(held) > args.max_clips:
+        pick = np.random.default_rng(args.seed).choice(len(held), args.max_clips, replace=False)
+        recon_clips = [held[i] for i in sorted(pick)]
+    else:
+        recon_clips = held
+    out: dict = {"judge": dict(judge.meta, classes=list(judge.classes)), "independent": indep,
                  "pitch_tracker": {"accuracy": tracker, "n_notes": n_pitched}}  # fmt: skip
     md = [
         "# Audio-judge figures", "",
         f"Dataset {args.dataset_root}; {judge.summary()}.", "",
         f"Pitch tracker (codec.metrics.estimate_f0) within a quarter tone of the MIDI label: "
-        f"{100 * tracker:.1f}% of {n_pitched} notes.", "",
+        f"{100 * tracker:.1f}% of {n_pitched} notes.", "", *([indep, ""] if indep else []),
     ]  # fmt: skip
     codecs = []
     for path in (args.alm, args.encodec):
@@ -99,13 +124,15 @@ def main(argv: list[str] | None = None) -> int:
             codecs.append((path, c))
     windows = [int(w) for w in args.windows.split(",") if w]
     kbps = [float(b) for b in args.bandwidths.split(",") if b]
-    md += ["## Reconstructions recognised as their source (held-out clips)", "",
+    where = args.heldout_root or f"{args.dataset_root} val + test"
+    md += [f"## Reconstructions recognised as their source ({len(recon_clips)} clips of {where})",
+           "",
            "| codec | checkpoint | setting | bitrate | recognised as source | pitch kept |",
            "|---|---|---|---|---|---|"]  # fmt: skip
     out["reconstruction"] = []
     for path, c in codecs:
         settings: list[Setting] = settings_for(c, windows, kbps)
-        for r in evaluate_codec(c, held, settings, progress=False, judge=judge):
+        for r in evaluate_codec(c, recon_clips, settings, progress=False, judge=judge):
             out["reconstruction"].append(dict(r.as_dict(), checkpoint=path))
             md.append(
                 f"| {r.codec} | {path} | {r.setting} | {r.bitrate:.0f} | "
@@ -130,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         out["transfer_rows"] = [r.as_dict() for r in rows]
         out["grid_sources"] = [str(s.path) for s in sources]
         passed = ", ".join(f"{s.codec}/{s.method}" for s in summaries if s.passes_gate)
-        md += ["", f"## Timbre transfer judged by ear: {len(sources)} held-out clips x every "
+        md += ["", f"## Timbre transfer judged by ear: {len(sources)} clips of {where} x every "
                f"other instrument x alpha {args.alphas}", "", summary_markdown(summaries),
                "Gate (alpha 1: >= 50% recognised as target, pitch kept on >= 80% of pitched "
                f"sources): {passed or 'not met'}"]  # fmt: skip
