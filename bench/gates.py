@@ -1,0 +1,176 @@
+"""The quality gates of the shared autoencoder and both codecs, measured on audio.
+
+    python -m bench.gates [--dataset data/demo] [--alm checkpoints/almtokenizer_demo]
+        [--encodec checkpoints/encodec_demo] [--autoencoder FOLDER] [--json OUT]
+
+Scores the held-out sounds of a Good-sounds-layout dataset (its val + test sounds, never trained
+on; for an independent held-out set, every clip): "pitch kept" on pitched notes (same semitone by
+autocorrelation f0) and delay-aligned SI-SDR per category (notes, speech). Rows:
+- the autoencoder with continuous latents: decode(encode(x).latents), no quantizer; by default
+  the EnCodec checkpoint's own encoder/decoder (they are the shared, frozen autoencoder);
+- EnCodec at 1.5 / 3 / 6 kbps (the autoencoder + its RVQ);
+- ALMTokenizer at w = 3, 6, 10.
+Prints a table with each gate of issue 12 marked met or not, and writes JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from analysis.dataset import heldout_items, load_items, unseen_sound_ids
+from analysis.evaluate import is_speech
+from analysis.metrics import quality_metrics
+from codec.audio import load_audio
+from codec.base import Codec
+from codec.checkpoint import load_codec
+from codec.metrics import estimate_f0, pitch_matches
+
+log = logging.getLogger("bench.gates")
+Reconstruct = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class GateRow:
+    """One operating point's audio figures."""
+
+    name: str
+    pitch_kept: float
+    n_pitched: int
+    si_sdr_notes: float
+    si_sdr_speech: float
+    n_speech: int
+
+
+# (row name, minimum pitch kept, minimum SI-SDR on notes, minimum SI-SDR on speech)
+GATES: list[tuple[str, float, float | None, float | None]] = [
+    ("autoencoder (continuous)", 0.95, 10.0, 6.0),
+    ("EnCodec 1.5 kbps", 0.90, 4.0, None),
+    ("ALMTokenizer w=3", 0.90, 3.0, None),
+    ("ALMTokenizer w=6", 0.85, None, None),
+    ("ALMTokenizer w=10", 0.70, None, None),
+]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+@torch.inference_mode()
+def score(name: str, fn: Reconstruct, clips: Sequence[tuple[torch.Tensor, bool]]) -> GateRow:
+    """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it."""
+    pitch, notes_sdr, speech_sdr = [], [], []
+    for wav, speech in tqdm(clips, desc=name, leave=False):
+        rec = fn(wav)[..., : wav.shape[-1]]
+        q = quality_metrics(rec, wav, speech=False)
+        (speech_sdr if speech else notes_sdr).append(q.si_sdr)
+        if not speech and not math.isnan(estimate_f0(wav)):
+            pitch.append(float(pitch_matches(rec, wav)))
+    return GateRow(
+        name, _mean(pitch), len(pitch), _mean(notes_sdr), _mean(speech_sdr), len(speech_sdr)
+    )
+
+
+def continuous(codec: Codec) -> Reconstruct:
+    """decode(encode(x).latents): the autoencoder without any quantizer."""
+    return lambda wav: codec.decode(codec.encode(wav).latents, None, wav.shape[-1])
+
+
+def quantized(
+    codec: Codec, window: int | None = None, bandwidth: float | None = None
+) -> Reconstruct:
+    def fn(wav: torch.Tensor) -> torch.Tensor:
+        if bandwidth is not None:
+            codec.set_bandwidth(bandwidth)  # type: ignore[attr-defined]
+        return codec.reconstruct(wav, window)
+
+    return fn
+
+
+def gate_table(rows: Sequence[GateRow]) -> str:
+    """Markdown table of the rows, each gate marked met / not met."""
+    lines = [
+        "| setting | pitch kept | SI-SDR notes | SI-SDR speech | gate | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    gates = {g[0]: g for g in GATES}
+    for r in rows:
+        gate, met = "", ""
+        if r.name in gates:
+            _, p, sn, ss = gates[r.name]
+            parts = [f"pitch >= {p:.0%}"]
+            ok = r.pitch_kept >= p
+            if sn is not None:
+                parts.append(f"notes >= {sn:g} dB")
+                ok = ok and r.si_sdr_notes >= sn
+            if ss is not None and r.n_speech:
+                parts.append(f"speech >= {ss:g} dB")
+                ok = ok and r.si_sdr_speech >= ss
+            gate, met = ", ".join(parts), "yes" if ok else "no"
+        lines.append(
+            f"| {r.name} | {r.pitch_kept:.0%} of {r.n_pitched} | {r.si_sdr_notes:.1f} dB | "
+            f"{r.si_sdr_speech:.1f} dB ({r.n_speech}) | {gate} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def load_clips(root: str, every_clip: bool, max_seconds: float) -> list[tuple[torch.Tensor, bool]]:
+    items = load_items(root)
+    if not every_clip:
+        items = heldout_items(items, sound_ids=unseen_sound_ids(root))
+    return [(load_audio(it.path, 24000, max_seconds)[None], is_speech(it)) for it in items]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.gates", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="data/demo", help="Good-sounds-layout folder")
+    p.add_argument(
+        "--independent", action="store_true", help="score every clip (an independent set)"
+    )
+    p.add_argument("--alm", default="checkpoints/almtokenizer_demo")
+    p.add_argument("--encodec", default="checkpoints/encodec_demo")
+    p.add_argument("--autoencoder", default=None, help="default: the --encodec checkpoint")
+    p.add_argument("--windows", default="3,6,10")
+    p.add_argument("--bandwidths", default="1.5,3,6")
+    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None, help="write the rows here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clips = load_clips(args.dataset, args.independent, args.max_seconds)
+    log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
+    rows: list[GateRow] = []
+    ae = load_codec(args.autoencoder or args.encodec).eval()
+    rows.append(score("autoencoder (continuous)", continuous(ae), clips))
+    if args.encodec:
+        enc = load_codec(args.encodec).eval()
+        for bw in (float(b) for b in args.bandwidths.split(",") if b):
+            rows.append(score(f"EnCodec {bw:g} kbps", quantized(enc, bandwidth=bw), clips))
+    if args.alm:
+        alm = load_codec(args.alm).eval()
+        for w in (int(x) for x in args.windows.split(",") if x):
+            rows.append(score(f"ALMTokenizer w={w}", quantized(alm, window=w), clips))
+    table = gate_table(rows)
+    print(table)
+    if args.json:
+        out: dict[str, Any] = {"dataset": args.dataset, "rows": [asdict(r) for r in rows]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
