@@ -26,18 +26,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from analysis.codec_ops import decode_frames, effective_window, requantize
+from analysis.codec_ops import codec_device, effective_window, requantize
 from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform
 from analysis.timbre import METHODS, transfer_frames
 from codec.audio import load_audio
 from codec.base import Codec
-from codec.metrics import estimate_f0, pitch_matches
+from codec.metrics import estimate_f0
 
 ALPHAS = (0.5, 1.0)
 GATE_ALPHA = 1.0
 GATE_RECOGNISED = 0.5
 GATE_PITCH = 0.8
+DECODE_BATCH = 16
 
 
 @dataclass
@@ -84,6 +85,13 @@ class GridSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def same_pitch(f_a: float, f_b: float, cents: float = 50.0) -> bool:
+    """Both pitched and within `cents` (as `codec.metrics.pitch_matches`, on known f0s)."""
+    if not (math.isfinite(f_a) and math.isfinite(f_b)) or f_a <= 0 or f_b <= 0:
+        return False
+    return abs(1200 * math.log2(f_a / f_b)) <= cents
 
 
 def rms_db(wav: torch.Tensor) -> float:
@@ -142,49 +150,53 @@ def transfer_grid(
     bar = tqdm(total=total, desc=f"transfer grid {codec.name}", disable=not progress)
     codec.eval()
 
-    def decode(frames: np.ndarray, n: int) -> torch.Tensor:
-        if quantize:
-            lat = torch.from_numpy(np.ascontiguousarray(frames)).T[None]  # [1, D, T]
-            frames = requantize(codec, lat, win)[0].T.detach().float().cpu().numpy()
-        return decode_frames(codec, torch.from_numpy(np.ascontiguousarray(frames)), win, n)
+    def decode(frames: list[np.ndarray], n: int) -> list[torch.Tensor]:
+        """Decode equal-length latent sequences `[T, D]` in batches: `[1, N]` each."""
+        out = []
+        for i in range(0, len(frames), DECODE_BATCH):
+            lat = torch.from_numpy(np.stack(frames[i : i + DECODE_BATCH])).transpose(1, 2)
+            lat = lat.to(codec_device(codec), torch.float32)  # [B, D, T]
+            with torch.inference_mode():
+                if quantize:
+                    lat = requantize(codec, lat, win)
+                wav = codec.decode(lat, win, num_samples=n)  # [B, 1, N]
+            out += [w.detach().float().cpu() for w in wav]
+        return out
 
     for src in sources:
         wav = load_audio(getattr(src, "path", src), sr)
         z = encode_waveform(codec, wav, win)
         n = z.num_samples
-        before = decode(z.frames, n)
+        before = decode([z.frames], n)[0]
         before_heard = judge.hear(before, sr).label
         src_label = judge_label(src)
-        pitched = src_label != "speech" and math.isfinite(estimate_f0(wav, sr))
-        before_kept = pitched and pitch_matches(before, wav, sr)
+        f_src = estimate_f0(wav, sr)
+        pitched = src_label != "speech" and math.isfinite(f_src)
+        before_kept = pitched and same_pitch(estimate_f0(before, sr), f_src)
         level = rms_db(wav)
-        for target in targets:
-            if target == getattr(src, "instrument", None):
-                bar.update(len(methods) * len(alphas))
-                continue
-            for method in methods:
-                for alpha in alphas:
-                    moved, _ = transfer_frames(
-                        codec, z.frames, wav, target, target_items, float(alpha), method, win,
-                        cache_dir=cache_dir,
-                    )  # fmt: skip
-                    after = decode(moved, n)
-                    probs = judge.proba(after, sr)
-                    heard = max(probs, key=probs.__getitem__)
-                    row = TransferRow(
-                        codec=codec.name, window=win, method=method, alpha=float(alpha),
-                        quantized=quantize, source=Path(str(getattr(src, "path", src))).name,
-                        source_label=src_label,
-                        target=target, heard=heard, p_target=probs.get(target, 0.0),
-                        recognised=heard == target, before_heard=before_heard, pitched=pitched,
-                        pitch_kept=pitched and pitch_matches(after, wav, sr),
-                        before_pitch_kept=before_kept,
-                        loudness_change_db=rms_db(after) - level,
-                    )  # fmt: skip
-                    rows.append(row)
-                    if on_row is not None:
-                        on_row(row)
-                    bar.update(1)
+        jobs = [(t, m, float(a)) for t in targets if t != getattr(src, "instrument", None)
+                for m in methods for a in alphas]  # fmt: skip
+        bar.update(total // max(len(sources), 1) - len(jobs))
+        moved = [
+            transfer_frames(codec, z.frames, wav, t, target_items, a, m, win,
+                            cache_dir=cache_dir)[0]
+            for t, m, a in jobs
+        ]  # fmt: skip
+        for (target, method, alpha), after in zip(jobs, decode(moved, n)):
+            probs = judge.proba(after, sr)
+            heard = max(probs, key=probs.__getitem__)
+            row = TransferRow(
+                codec=codec.name, window=win, method=method, alpha=alpha, quantized=quantize,
+                source=Path(str(getattr(src, "path", src))).name, source_label=src_label,
+                target=target, heard=heard, p_target=probs.get(target, 0.0),
+                recognised=heard == target, before_heard=before_heard, pitched=pitched,
+                pitch_kept=pitched and same_pitch(estimate_f0(after, sr), f_src),
+                before_pitch_kept=before_kept, loudness_change_db=rms_db(after) - level,
+            )  # fmt: skip
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+            bar.update(1)
     bar.close()
     return rows
 
