@@ -246,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-quantize the shifted latents before decoding (codecs that support it)",
     )
+    p.add_argument(
+        "--method",
+        type=_transfer_method,
+        default="mean",
+        help="transfer method: mean (the paper's centroid shift, default), adain, pitch_mean, "
+        "pitch_adain, channels, knn (see analysis/timbre.py)",
+    )
+    p.add_argument("--no-judge", action="store_true", help="do not print what the judge hears")
 
     p = sub.add_parser("evaluate", help="quality vs bitrate on held-out clips + probes",
                        description="Reconstruct held-out clips with ALMTokenizer at every window "
@@ -274,6 +282,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-clips", type=_positive_int, default=None, help="evaluate at most N clips")
     p.add_argument("--no-probe", action="store_true", help="skip the semantic probe")
+    p.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="skip the audio judge (recognised as source, the transfer grid)",
+    )
+    p.add_argument(
+        "--transfer-clips",
+        type=int,
+        default=12,
+        help="held-out clips in the judged timbre-transfer grid (0: none; default 12)",
+    )
+    p.add_argument(
+        "--transfer-methods",
+        type=_transfer_methods,
+        default=["mean", "pitch_adain"],
+        help="transfer methods of the grid (default mean,pitch_adain)",
+    )
+    p.add_argument(
+        "--transfer-alphas",
+        type=_floats,
+        default=[0.5, 1.0],
+        help="strengths of the grid (default 0.5,1)",
+    )
 
     p = sub.add_parser("probe", help="semantic structure scores (instrument, note, octave)",
                        description="Linear and non-linear probe accuracy (grouped by sound id), "
@@ -304,6 +335,30 @@ def _models(args: argparse.Namespace) -> list[Any]:
         args.encodec_bandwidth,
     )
     return pair.all()
+
+
+def _transfer_method(text: str) -> str:
+    from analysis.timbre import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f"unknown transfer method {text!r}; choose from {', '.join(METHODS)}"
+        )
+    return text
+
+
+def _transfer_methods(text: str) -> list[str]:
+    return [_transfer_method(m.strip()) for m in text.split(",") if m.strip()]
+
+
+def _judge(args: argparse.Namespace) -> Any:
+    """The audio judge of --dataset-root (fitted once, cached next to the latent cache)."""
+    from analysis.judge import load_or_fit_judge
+
+    cache = None if args.no_cache else Path(args.cache_dir).parent / "judge"
+    judge = load_or_fit_judge(args.dataset_root, cache, args.seed)
+    log.info("%s", judge.summary())
+    return judge
 
 
 def _items(args: argparse.Namespace) -> list[Any]:
@@ -411,11 +466,15 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     codecs, items = _models(args), _items(args)
     tracks = {}
+    judge = None if args.no_judge else _judge(args)
     for c in codecs:
         r = timbre_transfer(c, args.clip, args.target, items, args.alpha, args.window,
-                            args.quantize, cache_dir=_cache(args))  # fmt: skip
+                            args.quantize, cache_dir=_cache(args), method=args.method)  # fmt: skip
         tag = c.name + (f"_w{r.window}" if r.window is not None else "")
         tracks[tag] = {"before": r.before, "after": r.after}
+        if judge is not None:  # what the result sounds like, on stderr (stdout: the zip)
+            after, before = judge.hear(r.after), judge.hear(r.before)
+            print(f"{tag}: sounds like {after.text()} (before: {before.text()})", file=sys.stderr)
     name = f"{args.clip.stem}_to_{args.target}_a{args.alpha:g}"
     exp = export_audio(tracks, args.out, name)
     print(exp.zip_path)
@@ -434,6 +493,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         codecs, items, args.out, ids, args.split_seed, args.windows, args.bandwidths,
         probe=not args.no_probe, probe_window=args.window, max_clips=args.max_clips,
         cache_dir=_cache(args), seed=args.seed,
+        judge=None if args.no_judge else _judge(args), transfer_clips=args.transfer_clips,
+        transfer_methods=args.transfer_methods, transfer_alphas=args.transfer_alphas,
     )  # fmt: skip
     print(report.files["md"])
     return 0
