@@ -151,11 +151,16 @@ def test_config_mix_and_augment_keys(corpus: Path) -> None:
     "path", ["config.yaml", *sorted(f"configs/{p.name}" for p in (REPO / "configs").glob("*.yaml"))]
 )
 def test_existing_dataloader_sections_still_load(path: str) -> None:
-    """The new keys have defaults that leave every shipped config's dataloader as it was."""
-    raw = yaml.safe_load((REPO / path).read_text())
-    dl = build_dataclass(DataloaderConfig, raw.get("dataloader"))
-    assert dl.mix == [] and dl.weight == 1.0 and dl.epoch_size is None
-    assert dl.augment.gain_db == [0.0, 0.0] and dl.augment.polarity == 0.0
+    """Every shipped dataloader section validates; one that does not use the new keys gets
+    defaults that leave it as it was (one dataset, no augmentation)."""
+    raw = yaml.safe_load((REPO / path).read_text())["dataloader"]
+    dl = build_dataclass(DataloaderConfig, raw)
+    if "mix" not in raw:
+        assert dl.mix == [] and dl.weight == 1.0 and dl.epoch_size is None
+    if "augment" not in raw:
+        assert dl.augment.gain_db == [0.0, 0.0] and dl.augment.polarity == 0.0
+    for m in dl.mix:
+        assert m.weight > 0 and (m.dataset_path is not None or m.dataset == "demo")
 
 
 def test_mixed_loaders_resume_exactly(corpus: Path) -> None:
