@@ -137,3 +137,46 @@ def test_cache_key_follows_content(root: Path, tmp_path: Path) -> None:
 def test_note_names() -> None:
     assert hz_to_note(440.0) == "A4" and hz_to_note(220.0) == "A3"
     assert hz_to_note(float("nan")) == ""
+
+
+def test_view_helpers(root: Path, judge: Judge, tmp_path: Path) -> None:
+    from analysis.judge_view import (
+        JudgeLoader,
+        glide_slices,
+        path_probabilities,
+        probability_strip,
+        recognised_caption,
+        transfer_caption,
+    )
+
+    train, held = judge_split(root)
+    flute = next(it for it in held if it.instrument == "flute")
+    bass = next(it for it in held if it.instrument == "bass")
+    vb, va = judge.hear_file(bass.path), judge.hear_file(flute.path)
+    cap = transfer_caption(vb, va)
+    assert cap.startswith(f"sounds like: flute {va.probability:.2f} (before: bass ")
+    assert cap.endswith(f"pitch {vb.note} -> {va.note}")
+    assert recognised_caption(va).startswith("recognised as: flute ")
+    # a path from bass to flute: the strip shows bass first and flute last
+    wavs = [load_audio(bass.path)[0], load_audio(flute.path)[0]]
+    probs = path_probabilities(judge, wavs)
+    assert probs.shape == (2, len(judge.classes))
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    fig = probability_strip(judge, probs, ["step 0", "step 1"], top=3)
+    hm = fig.data[0]
+    assert len(hm.y) == 3 and {"bass", "flute"} <= set(hm.y) and list(hm.x) == ["step 0", "step 1"]
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[0].startswith("bass") and texts[1].startswith("flute")
+    glide = torch.cat(wavs)
+    parts = glide_slices(glide, 4)
+    assert len(parts) == 4 and sum(p.numel() for p in parts) == glide.numel()
+    # the background loader: status while fitting, then the same judge as a direct fit
+    J._MEMO.clear()
+    loader = JudgeLoader(root, tmp_path / "jl")
+    assert "audio judge" in loader.status()
+    seen = []
+    j = loader.start().get(lambda f, desc: seen.append(f))
+    assert loader.ready and j is not None and j.classes == judge.classes
+    assert "grouped CV accuracy" in loader.status()
+    bad = JudgeLoader(tmp_path / "nowhere", None)
+    assert bad.get() is None and "unavailable" in bad.status()
