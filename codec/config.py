@@ -153,6 +153,10 @@ class TrainingConfig:
 
     stage: int = 1
     stage1_checkpoint: str | None = None
+    # ALMTokenizer stage 2: root folder of the disk cache of the frozen autoencoder's latents
+    # (`codec.training.latent_cache`; null: encode every batch) and crops cached per clip.
+    latent_cache: str | None = None
+    latent_cache_crops: int = 4
     num_epochs: int = 100
     max_steps: int | None = None
     max_minutes: float | None = None
@@ -371,10 +375,12 @@ def _check_values(cfg: TrainConfig) -> None:
 
     _require(t.stage in (1, 2), "training.stage", f"must be 1 or 2, got {t.stage}")
     if t.stage == 2 and m.type == "almtokenizer":
+        frontend = resolve_model_args(m)["base_args"].get("frontend_checkpoint")
         _require(
-            t.stage1_checkpoint is not None,
-            "training.stage1_checkpoint",
-            "stage 2 needs the stage-1 checkpoint folder (its front end is loaded and frozen)",
+            t.stage1_checkpoint is not None or frontend is not None,
+            "model.base_args.frontend_checkpoint",
+            "stage 2 needs the frozen autoencoder: an EnCodec checkpoint folder (or "
+            "training.stage1_checkpoint)",
         )
     if m.type == "encodec":
         _require(not m.mae_args, "model.mae_args", "must be empty for model.type encodec")
@@ -412,6 +418,7 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(all(w > 0 for w in t.eval_windows), "training.eval_windows", "must be positive")
     _require(t.eval_batches is None or t.eval_batches > 0, "training.eval_batches", "must be > 0")
     _require(t.audio_clips >= 0, "training.audio_clips", "must be >= 0")
+    _require(t.latent_cache_crops > 0, "training.latent_cache_crops", "must be positive")
     for k in LOSS_KEYS:
         v = getattr(t.lambdas, k)
         _require(v >= 0, f"training.lambdas.{k}", f"must be >= 0, got {v}")

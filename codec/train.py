@@ -44,7 +44,12 @@ from codec.training import distributed as D
 from codec.training.data import build_loaders
 from codec.training.evaluation import evaluate
 from codec.training.logger import TrainLogger
-from codec.training.model_setup import build_model, load_frontend, trainable_parameters
+from codec.training.model_setup import (
+    build_model,
+    load_frontend,
+    prepare_stage2,
+    trainable_parameters,
+)
 from codec.training.state import (
     DISC_NAME,
     TRAIN_STATE_NAME,
@@ -133,6 +138,7 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, sched)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, sched)
         self.loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size)
+        self.loaders = prepare_stage2(self.model, cfg, self.loaders, self.dist)
 
         self.step, self.hours_before, self.best = 0, 0.0, math.inf
         self._start_key = "training.start_checkpoint"
@@ -180,12 +186,19 @@ class Trainer:
         return contextlib.nullcontext()
 
     # --- one step ------------------------------------------------------------------------------
-    def train_step(self, wav: torch.Tensor, step: int) -> dict[str, float]:
-        """One generator update (and a discriminator update when due); returns the scalars."""
+    def train_step(
+        self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], step: int
+    ) -> dict[str, float]:
+        """One generator update (and a discriminator update when due); returns the scalars.
+        `batch` is `wav [B, 1, N]`, or `(wav, frames [B, d, T])` from a latent cache."""
+        wav, frames = batch if isinstance(batch, tuple | list) else (batch, None)
         wav = wav.to(self.device, non_blocking=True)
+        extra = {} if frames is None else {"frames": frames.to(self.device, non_blocking=True)}
         lam, out_scalars = self.lambdas, {}
         with self.autocast():
-            out: TrainOutput = self.ddp_model(wav, window=self.window(step), stage=self.t.stage)
+            out: TrainOutput = self.ddp_model(
+                wav, window=self.window(step), stage=self.t.stage, **extra
+            )
         recon = out.recon.float()
         if recon.shape != wav.shape:
             raise RuntimeError(f"model returned recon {tuple(recon.shape)} for {tuple(wav.shape)}")
@@ -285,9 +298,9 @@ class Trainer:
         try:
             while self.step < total and not stopped_early:
                 epoch, skip = divmod(self.step, spe)
-                for wav in self.loaders.epoch_loader(epoch, skip):
+                for batch in self.loaders.epoch_loader(epoch, skip):
                     t0 = time.time()
-                    scalars = self.train_step(wav, self.step)
+                    scalars = self.train_step(batch, self.step)
                     self.step += 1
                     scalars["time/step_seconds"] = time.time() - t0
                     for k, v in scalars.items():
@@ -358,7 +371,8 @@ class Trainer:
                     self.logger.audio(f"audio/clip{i}/{name}", wav, step)
                 self.logger.spectrograms(f"spectrogram/clip{i}", ex, step)
             self.logger.flush()
-            mel = scalars.get("eval/mel_distance", math.inf)
+            # pitch-aware selection (`eval/score`, codec.training.evaluation), else mel distance
+            mel = scalars.get("eval/score", scalars.get("eval/mel_distance", math.inf))
             if mel < self.best:
                 self.best = mel
                 best = Path(self.t.checkpoint_dir) / "best"

@@ -58,8 +58,8 @@ def small_alm_config() -> dict:
     cfg = preset("demo").to_dict()
     cfg["base_args"].update(
         dim=64, n_heads=2, n_layers=1, decoder_n_layers=1, ffn_dim=128, codebook_size=64,
-        codebook_dim=16, ar_layers=0, stft_dim=64, stft_encoder_layers=1, stft_decoder_layers=1,
-        patch_dim=32,
+        codebook_dim=16, ar_layers=0, encodec_n_filters=4, encodec_lstm=0, patch_dim=32,
+        frontend_checkpoint=None,
     )  # fmt: skip
     if "mae_args" in cfg:
         cfg["mae_args"].update(n_layers=0)

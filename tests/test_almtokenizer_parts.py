@@ -1,5 +1,5 @@
-"""ALMTokenizer building blocks: config, interleaving, transformer masks, RVQ, MAE, depth-AR,
-front ends."""
+"""ALMTokenizer building blocks: config, interleaving, transformer masks, RVQ, MAE, depth-AR.
+The front end has its own file (test_almtokenizer_frontend.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs, preset
+from codec.almtokenizer import ALMConfig, BaseArgs, preset
 from codec.almtokenizer.depth_ar import DepthAR
-from codec.almtokenizer.frontend_encodec import EncodecFrontend
-from codec.almtokenizer.frontend_seanet import SEANetFrontend
-from codec.almtokenizer.frontend_stft import STFTFrontend, istft_same
 from codec.almtokenizer.interleave import (
     frame_positions,
     interleave_masks,
@@ -46,7 +43,7 @@ def test_config_round_trip_and_strictness() -> None:
         ("dim", "256"),
         ("causal", 1),
         ("n_codebooks", True),
-        ("seanet_ratios", [8, "6"]),
+        ("encodec_ratios", [8, "6"]),
     ):
         d = cfg.to_dict()
         d["base_args"][key] = bad
@@ -58,10 +55,11 @@ def test_config_round_trip_and_strictness() -> None:
         ALMConfig.from_dict({"decoder_args": {}})
     # ints are accepted for floats, values are validated
     assert ALMConfig.from_dict({"mae_args": {"mask_ratio": 0}}).mae_args.mask_ratio == 0.0
-    with pytest.raises(ValueError, match="seanet_ratios"):
-        ALMConfig(BaseArgs(frontend="seanet", seanet_ratios=[8, 5, 4, 2]))
-    with pytest.raises(ValueError, match="frontend"):
-        ALMConfig(BaseArgs(frontend="mel"))
+    with pytest.raises(ValueError, match="encodec_ratios"):
+        ALMConfig(BaseArgs(encodec_ratios=[8, 6, 5, 2]))  # hop 480 is not 24000 / 75
+    for gone in ("stft", "seanet", "mel"):
+        with pytest.raises(ValueError, match="frontend"):
+            ALMConfig(BaseArgs(frontend=gone))
     with pytest.raises(ValueError, match="preset"):
         preset("huge")
 
@@ -214,84 +212,3 @@ def test_depth_ar_targets_are_detached() -> None:
     loss.backward()
     assert layers.grad[:, :2].abs().sum() > 0
     assert torch.all(layers.grad[:, 2] == 0)  # the last layer is only ever a target
-
-
-# --- front ends --------------------------------------------------------------------------
-def test_istft_same_inverts_stft_exactly() -> None:
-    n_fft, hop, frames = 960, 240, 12
-    x = torch.randn(1, frames * hop)
-    window = torch.hann_window(n_fft)
-    pad = (n_fft - hop) // 2
-    spec = torch.stft(
-        torch.nn.functional.pad(x, (pad, pad)), n_fft, hop, window=window, center=False,
-        return_complex=True,
-    )  # fmt: skip
-    assert spec.shape[-1] == frames
-    torch.testing.assert_close(istft_same(spec, n_fft, hop, window), x, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize(
-    "frontend",
-    [
-        STFTFrontend(patch_dim=8, dim=16, encoder_layers=1, decoder_layers=1),
-        SEANetFrontend(patch_dim=8, n_filters=4),
-    ],
-    ids=["stft", "seanet"],
-)
-def test_frontend_shapes(frontend) -> None:
-    for n in (480, 1000, 24000):
-        wav = torch.randn(2, 1, n) * 0.1
-        e = frontend.patchify(wav)
-        assert e.shape == (2, 8, math.ceil(n / 480))
-        assert frontend.unpatchify(e).shape == (2, 1, e.shape[-1] * 480)
-        assert frontend.unpatchify(e, n).shape == (2, 1, n)
-
-
-def test_seanet_init_output_depends_on_input() -> None:
-    """Measured: encodec's default init gives near-constant outputs; He init must not."""
-    fe = SEANetFrontend(patch_dim=16, n_filters=8)
-    a, b = torch.randn(1, 1, 4800) * 0.1, torch.randn(1, 1, 4800) * 0.1
-    with torch.no_grad():
-        ya, yb = fe.unpatchify(fe.patchify(a)), fe.unpatchify(fe.patchify(b))
-    rel = (ya - yb).norm() / (ya.norm() + yb.norm())
-    assert rel > 0.2, float(rel)
-
-
-def test_encodec_frontend_missing_weights_is_a_clear_error(tmp_path) -> None:
-    fe = EncodecFrontend(weights_path=str(tmp_path / "encodec_24khz-d7cc33bc.th"))
-    assert not any(p.requires_grad for p in fe.parameters())
-    with pytest.raises(FileNotFoundError, match="encodec_24khz-d7cc33bc.th"):
-        fe.patchify(torch.zeros(1, 1, 3200))
-
-
-def test_encodec_frontend_loads_official_layout(tmp_path, monkeypatch) -> None:
-    """A state dict in the official layout (encoder.*, decoder.*, quantizer.*) loads, freezes,
-    and survives save_pretrained without the file. It is read by the hash-checked
-    `codec.encodec.load_official`, so the expected sha256 prefix is set to this file's."""
-    import codec.encodec as E
-
-    state = E.EnCodecCodec(E.EnCodecConfig()).state_dict()
-    path = tmp_path / "encodec_24khz-d7cc33bc.th"
-    torch.save(state, path)
-    monkeypatch.setattr(E, "OFFICIAL_SHA256_PREFIX", E.sha256_file(path)[:8])
-    cfg = ALMConfig(
-        BaseArgs(frontend="encodec", frame_rate=75, encodec_weights=str(path), dim=32, n_heads=2,
-                 n_layers=1, decoder_n_layers=1, ffn_dim=64, codebook_size=16, ar_layers=0),
-        MAEArgs(n_layers=0),
-    )  # fmt: skip
-    m = ALMTokenizer(cfg).eval()
-    assert m.frontend_frozen and bool(m.frontend.weights_loaded)
-    for k, v in m.frontend.encoder.state_dict().items():
-        assert torch.equal(v, state[f"encoder.{k}"]), k
-    m.train()
-    assert not m.frontend.training  # the pretrained parts stay in eval mode
-    wav = torch.randn(1, 1, 3200) * 0.1
-    with torch.no_grad():
-        e = m.frontend.patchify(wav)
-        assert e.shape == (1, 128, 10)
-        enc = m.eval().encode(wav, 2)
-        assert enc.codes.shape == (1, 3, 5) and m.frame_rate(2) == 37.5
-    path.unlink()
-    loaded = ALMTokenizer.from_pretrained(m.save_pretrained(tmp_path / "ckpt"))
-    with torch.no_grad():
-        assert torch.equal(loaded.encode(wav, 2).codes, enc.codes)

@@ -12,9 +12,9 @@ from codec.almtokenizer.config import BaseArgs, MAEArgs
 def _model(span: int | None) -> ALMTokenizer:
     torch.manual_seed(0)
     cfg = ALMConfig(
-        BaseArgs(frontend="stft", dim=32, n_heads=2, n_layers=2, decoder_n_layers=2, ffn_dim=64,
-                 codebook_size=16, codebook_dim=8, ar_layers=0, stft_dim=32,
-                 stft_encoder_layers=1, stft_decoder_layers=1, patch_dim=16, attn_span=span),
+        BaseArgs(dim=32, n_heads=2, n_layers=2, decoder_n_layers=2, ffn_dim=64,
+                 codebook_size=16, codebook_dim=8, ar_layers=0, encodec_n_filters=2,
+                 encodec_lstm=0, patch_dim=16, attn_span=span),
         MAEArgs(dim=16, n_heads=2, n_layers=0),
     )  # fmt: skip
     return ALMTokenizer(cfg).eval()

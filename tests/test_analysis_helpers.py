@@ -29,7 +29,7 @@ TINY_ALM = {
     "base_args": {
         "dim": 32, "n_heads": 2, "n_layers": 1, "decoder_n_layers": 1, "ffn_dim": 64,
         "n_codebooks": 2, "codebook_size": 16, "codebook_dim": 8, "patch_dim": 16,
-        "stft_dim": 16, "stft_encoder_layers": 1, "stft_decoder_layers": 1, "ar_layers": 0,
+        "encodec_n_filters": 2, "encodec_lstm": 0, "ar_layers": 0,
         "kmeans_iters": 2,
     },
     "mae_args": {"n_layers": 0},

@@ -409,8 +409,8 @@ def tiny_alm():
     torch.manual_seed(0)
     args = BaseArgs(
         patch_dim=16, dim=32, n_heads=2, n_layers=1, decoder_n_layers=1, ffn_dim=64,
-        codebook_size=16, codebook_dim=8, ar_layers=1, ar_dim=16, ar_n_heads=2, stft_dim=32,
-        stft_encoder_layers=1, stft_decoder_layers=1,
+        codebook_size=16, codebook_dim=8, ar_layers=1, ar_dim=16, ar_n_heads=2,
+        encodec_n_filters=2, encodec_lstm=0,
     )  # fmt: skip
     model = ALMTokenizer(ALMConfig(args, MAEArgs(dim=16, n_heads=2, n_layers=1)))
     model.train()

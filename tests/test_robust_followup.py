@@ -126,13 +126,14 @@ def test_checkpoint_write_error_names_the_folder(tmp_path: Path) -> None:
 # EnCodec front end and model-size bounds
 # ------------------------------------------------------------------------------------------------
 def test_encodec_frontend_checks_the_official_hash(tmp_path: Path) -> None:
-    from codec.almtokenizer.frontend_encodec import EncodecFrontend
+    from codec.almtokenizer import BaseArgs
+    from codec.almtokenizer.frontend_encodec import EncodecFrontend, load_frontend_checkpoint
     from codec.encodec import EnCodecCodec, EnCodecConfig, EnCodecWeightsError
 
     f = tmp_path / "encodec_24khz-d7cc33bc.th"
     torch.save(EnCodecCodec(EnCodecConfig()).state_dict(), f)  # right layout, wrong file
     with pytest.raises(EnCodecWeightsError, match="sha256") as e:
-        EncodecFrontend(str(f))
+        load_frontend_checkpoint(EncodecFrontend(BaseArgs()), str(f))
     assert str(f) in str(e.value)
 
 
@@ -141,7 +142,7 @@ def test_encodec_frontend_checks_the_official_hash(tmp_path: Path) -> None:
     [("base_args", "n_layers", 10**9), ("base_args", "decoder_n_layers", 65),
      ("base_args", "dim", 2**20), ("base_args", "ffn_dim", 10**9),
      ("base_args", "n_codebooks", 10**9), ("base_args", "codebook_size", 2**20),
-     ("base_args", "stft_encoder_layers", 10**9), ("base_args", "seanet_lstm", -1),
+     ("base_args", "encodec_lstm", 10**9), ("base_args", "encodec_residual_layers", -1),
      ("base_args", "ar_n_heads", 0), ("mae_args", "n_layers", 10**9), ("mae_args", "n_heads", 0)],
 )  # fmt: skip
 def test_alm_config_bounds_name_the_key(section: str, key: str, value: int) -> None:

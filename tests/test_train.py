@@ -1,7 +1,9 @@
 """The training loop on a generated Good-sounds fixture with tiny real models (CPU-small).
 
-One step of each stage, the EnCodec baseline, a short overfit, kill-and-resume equivalence,
-atomic checkpoints, lambda-0 skipping and the TensorBoard output.
+Stage 1 is the shared autoencoder (a tiny EnCodec model); ALMTokenizer's stage 2 stands on it
+frozen (`model.base_args.frontend_checkpoint`), with and without the latent cache. Also the
+EnCodec baseline, a short overfit, kill-and-resume equivalence, atomic checkpoints, lambda-0
+skipping and the TensorBoard output.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ from codec.training.model_setup import build_model
 from tests.fixtures import make_goodsounds
 
 TINY_ALM = {
-    "patch_dim": 16, "dim": 32, "n_heads": 2, "n_layers": 1, "decoder_n_layers": 1,
+    "dim": 32, "n_heads": 2, "n_layers": 1, "decoder_n_layers": 1,
     "ffn_dim": 64, "n_codebooks": 2, "codebook_size": 16, "codebook_dim": 8, "kmeans_iters": 2,
-    "ar_layers": 1, "ar_dim": 16, "ar_n_heads": 2, "stft_n_fft": 480, "stft_dim": 32,
-    "stft_encoder_layers": 1, "stft_decoder_layers": 1,
+    "ar_layers": 1, "ar_dim": 16, "ar_n_heads": 2,
 }  # fmt: skip
 TINY_MAE = {"dim": 16, "n_heads": 2, "n_layers": 1}
 TINY_ENCODEC = {
@@ -37,10 +38,10 @@ TINY_ENCODEC = {
 
 
 def tiny_raw(data: Path, out: Path) -> dict:
-    """A config dict for a tiny ALMTokenizer on the fixture (two small discriminators)."""
+    """A config dict for the tiny stage-1 autoencoder (EnCodec) on the fixture (two small
+    discriminators); `alm_stage2` gives the overrides for ALMTokenizer's stage 2 on it."""
     return {
-        "model": {"type": "almtokenizer", "preset": "demo", "base_args": dict(TINY_ALM),
-                  "mae_args": dict(TINY_MAE)},
+        "model": {"type": "encodec", "base_args": dict(TINY_ENCODEC), "mae_args": {}},
         "discriminator": {"n_fft": [256, 512], "hop_lengths": [64, 128],
                           "win_lengths": [256, 512], "n_mels": 32, "filters": 4,
                           "max_filters": 8, "dilations": [1, 2]},
@@ -50,6 +51,15 @@ def tiny_raw(data: Path, out: Path) -> dict:
                      "eval_batches": 1, "audio_clips": 1, "writer_dir": str(out / "tb"),
                      "checkpoint_dir": str(out / "ckpt"), "device": "cpu", "seed": 0},
     }  # fmt: skip
+
+
+def alm_stage2(autoencoder: Path) -> tuple[str, ...]:
+    """Overrides: a tiny ALMTokenizer's stage 2 on the frozen autoencoder folder."""
+    base = {**TINY_ALM, "frontend_checkpoint": str(autoencoder)}
+    return (
+        "model.type=almtokenizer", "model.preset=demo", f"model.base_args={base}",
+        f"model.mae_args={TINY_MAE}", "training.stage=2",
+    )  # fmt: skip
 
 
 def tiny_config(data: Path, out: Path, *overrides: str) -> TrainConfig:
@@ -62,10 +72,10 @@ def tb_tags(writer_dir: Path) -> dict[str, list[str]]:
     return ea.Tags()
 
 
-def split_state(model) -> tuple[dict, dict]:
+def split_state(model, prefix: str = "frontend.") -> tuple[dict, dict]:
     sd = {k: v.clone() for k, v in model.state_dict().items()}
-    front = {k: v for k, v in sd.items() if k.startswith("frontend.")}
-    back = {k: v for k, v in sd.items() if not k.startswith("frontend.")}
+    front = {k: v for k, v in sd.items() if k.startswith(prefix)}
+    back = {k: v for k, v in sd.items() if not k.startswith(prefix)}
     return front, back
 
 
@@ -82,7 +92,7 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stage1(data, tmp_path_factory):
-    """One stage-1 step; returns (config, result, initial weights)."""
+    """One stage-1 step of the autoencoder; returns (config, result, initial weights)."""
     out = tmp_path_factory.mktemp("stage1")
     cfg = tiny_config(data, out, "training.eval_freq=1")
     torch.manual_seed(cfg.training.seed)  # the trainer seeds the same way before building
@@ -99,10 +109,10 @@ def test_stage1_one_step(stage1):
     meta = model.checkpoint_meta
     assert meta["step"] == 1 and meta["stage"] == 1 and meta["command"] == "pytest stage1"
     assert meta["hours"] >= 0 and "cpu" in meta["hardware"]
-    # stage 1 trains the front end only
-    f0, b0 = split_state(init)
-    f1, b1 = split_state(model)
-    assert same(b0, b1) and not same(f0, f1)
+    # stage 1 trains the autoencoder; its RVQ is not in the path
+    q0, ae0 = split_state(init, "quantizer.")
+    q1, ae1 = split_state(model, "quantizer.")
+    assert same(q0, q1) and not same(ae0, ae1)
     state = S.load_state_file(ckpt / "latest" / S.TRAIN_STATE_NAME)
     assert state["step"] == 1 and state["stage"] == 1 and len(state["rng"]) == 1
     tags = tb_tags(Path(cfg.training.writer_dir))
@@ -115,24 +125,24 @@ def test_stage1_one_step(stage1):
 
 def test_stage2_one_step(stage1, data, tmp_path):
     cfg1, res1, _ = stage1
-    cfg = tiny_config(
-        data,
-        tmp_path,
-        "training.stage=2",
-        f"training.stage1_checkpoint={res1.final_dir}",
-        "training.eval_freq=1",
-    )
+    cfg = tiny_config(data, tmp_path, *alm_stage2(res1.final_dir), "training.eval_freq=1")
     result = train(cfg)
-    front1, _ = split_state(load_codec(res1.final_dir))
+    ae = load_codec(res1.final_dir).state_dict()
     torch.manual_seed(0)
     _, back_init = split_state(build_model(cfg))
-    front2, back2 = split_state(load_codec(result.final_dir))
-    assert same(front1, front2)  # loaded from stage 1, then frozen
+    model = load_codec(result.final_dir)
+    front2, back2 = split_state(model)
+    # the frozen autoencoder's encoder / decoder, exactly
+    assert same({k[len("frontend.") :]: v for k, v in front2.items()},
+                {k: v for k, v in ae.items() if not k.startswith("quantizer.")})  # fmt: skip
+    assert model.config.base_args.frontend_checkpoint == str(res1.final_dir)
+    assert bool(model.standardizer.ready)  # statistics from training crops
     changed = [k for k in back2 if not torch.equal(back2[k], back_init[k])]
     assert any(k.startswith("encoder.") for k in changed)
     tags = tb_tags(tmp_path / "tb")
     for key in ("loss/commit", "loss/mae", "loss/ar", "loss/adv", "eval/mel_distance_w3",
-                "eval/si_sdr_w10"):  # fmt: skip
+                "eval/si_sdr_w10", "eval/pitch_kept_w6", "eval/latent_rel_w3", "eval/score",
+                "stats/latent_rel"):  # fmt: skip
         assert key in tags["scalars"], key
     assert {f"audio/clip0/w{w}" for w in (3, 6, 10)} <= set(tags["audio"])
 
@@ -147,8 +157,7 @@ def test_lambda_zero_skips_losses(stage1, data, tmp_path, monkeypatch):
     cfg = tiny_config(
         data,
         tmp_path,
-        "training.stage=2",
-        f"training.stage1_checkpoint={res1.final_dir}",
+        *alm_stage2(res1.final_dir),
         "training.lambdas={adv: 0, feat: 0, mae: 0, ar: 0, time: 0}",
     )
     seen = {}
@@ -214,7 +223,7 @@ def test_kill_and_resume_matches_uninterrupted(stage1, data, tmp_path):
     step 5 and resumed from its step-3 checkpoint ends exactly where an uninterrupted run does."""
     _, res1, _ = stage1
     common = (
-        "training.stage=2", f"training.stage1_checkpoint={res1.final_dir}",
+        *alm_stage2(res1.final_dir),
         "training.max_steps=6", "training.checkpoint_freq=3", "training.eval_freq=2",
         "training.discriminator_train_freq=2", "training.warmup_steps=2",
         "training.lr_decay=0.9",
@@ -287,3 +296,29 @@ def test_max_minutes_stops_and_writes_final(data, tmp_path):
     cfg = tiny_config(data, tmp_path, "training.max_steps=1000", "training.max_minutes=1e-6")
     result = train(cfg)
     assert result.step == 1 and load_codec(result.final_dir).checkpoint_meta["step"] == 1
+
+
+def test_stage2_latent_cache_built_once_and_used(stage1, data, tmp_path, monkeypatch):
+    """The first stage-2 run caches the frozen encoder's latents (keyed by its weights), every
+    step then reads frames from it; a second run reuses the cache without encoding."""
+    from codec.training import latent_cache as LC
+
+    _, res1, _ = stage1
+    over = (*alm_stage2(res1.final_dir), f"training.latent_cache={tmp_path / 'cache'}",
+            "training.latent_cache_crops=2", "training.max_steps=2")  # fmt: skip
+    built = []
+    orig = LC.build_latent_cache
+    monkeypatch.setattr(LC, "build_latent_cache", lambda *a, **k: built.append(1) or orig(*a, **k))
+    seen = {}
+    train(tiny_config(data, tmp_path / "a", *over), on_step=lambda step, s: seen.update(s))
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert built == [1] and LC.is_complete(folder)
+    wav, frames = LC.load_latent_cache(folder)
+    assert frames.shape[1] == 16 and wav.shape[-1] == frames.shape[-1] * 320
+    assert "loss/commit" in seen and "loss/mel" in seen
+    trainer = Trainer(tiny_config(data, tmp_path / "b", *over))
+    assert built == [1]  # reused
+    mean, std = LC.frame_statistics(frames)
+    torch.testing.assert_close(trainer.model.standardizer.mean, mean)
+    batch = next(iter(trainer.loaders.epoch_loader(0)))
+    assert isinstance(batch, list | tuple) and batch[1].shape[1:] == (16, 30)  # 0.4 s at 75 Hz

@@ -8,19 +8,19 @@ value of the wrong type is a `ValueError` that names the key, before any model i
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from codec.base import SAMPLE_RATE
 
-Frontend = Literal["stft", "seanet", "encodec"]
-FRONTENDS: tuple[str, ...] = ("stft", "seanet", "encodec")
+FRONTENDS: tuple[str, ...] = ("encodec",)
 # Upper bounds far above any real model: a config.json asking for 1e9 layers or codebooks is
 # refused by `validate` instead of hanging or exhausting memory while the model is built.
 MAX_LAYERS, MAX_DIM, MAX_FFN_DIM = 64, 8192, 32768
-MAX_CODEBOOKS, MAX_CODEBOOK_SIZE, MAX_N_FFT, MAX_ITERS = 64, 65536, 16384, 10_000
+MAX_CODEBOOKS, MAX_CODEBOOK_SIZE, MAX_ITERS = 64, 65536, 10_000
 
 
 def _check_max(section: str, obj: Any, names: tuple[str, ...], high: int) -> None:
@@ -35,18 +35,28 @@ class BaseArgs:
     """Sizes of the main path: front end, query transformers, RVQ and the depth-AR head.
 
     Attributes:
-        frontend: patchify/unpatchify implementation: "stft" (ConvNeXt over STFT frames with a
-            Vocos-style iSTFT head), "seanet" (strided conv encoder / transposed-conv decoder) or
-            "encodec" (the official pretrained EnCodec encoder/decoder, frozen; 75 Hz).
-        frame_rate: patch frames per second (50 in the paper); sample_rate / frame_rate samples
-            per frame (the hop).
-        patch_dim: d, the channel size of the patch frames `e`.
+        frontend: patchify/unpatchify implementation; "encodec" (the only one): a frozen
+            EnCodec-architecture autoencoder (SEANet encoder/decoder with LSTM), continuous
+            latents before its RVQ.
+        frontend_checkpoint: where the frozen autoencoder's weights come from: one of our
+            EnCodec checkpoint folders (e.g. `checkpoints/encodec_demo`), the official
+            `encodec_24khz-d7cc33bc.th` file, or "official" (that file in the torch hub cache).
+            Only read when a model is set up for training (`load_frontend_checkpoint`); an
+            ALMTokenizer checkpoint folder carries the front-end weights itself.
+        frame_rate: patch frames per second: sample_rate / prod(encodec_ratios) (75 Hz).
+        patch_dim: d, the channel size of the patch frames `e` (the autoencoder's dimension).
+        encodec_n_filters, encodec_residual_layers, encodec_ratios, encodec_lstm,
+            encodec_causal, encodec_norm: the autoencoder's architecture (`EnCodecConfig`'s
+            n_filters, n_residual_layers, ratios, lstm, causal, norm), so a checkpoint rebuilds
+            strictly. Filled from `frontend_checkpoint` by `resolve_frontend_args`.
+        standardize: standardise frames per channel (statistics of the training data, stored
+            as buffers) before the transformers, de-standardise before unpatchify.
         dim: D, the width of the query transformers and of the tokens `h`.
         n_heads: attention heads of the encoder and decoder transformers.
         n_layers: encoder transformer layers.
         decoder_n_layers: decoder transformer layers.
         ffn_dim: hidden size of the transformer feed-forward blocks.
-        causal: causal attention (window-granular in the decoder), and causal front-end convs.
+        causal: causal attention (window-granular in the decoder).
         attn_span: sliding-window attention span of the query/mask transformers, in positions
             of the interleaved sequence (the reference reproduction uses 16); None: unlimited.
         n_codebooks: n_q, RVQ depth.
@@ -63,22 +73,19 @@ class BaseArgs:
         default_window: w used when `encode`/`decode`/`frame_rate` get `window=None`.
         ar_layers: layers of the depth-AR transformer; 0 disables the AR loss.
         ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
-        stft_n_fft: FFT size of the stft front end (hop = sample_rate / frame_rate / stft_merge).
-        stft_merge: STFT frames merged into one patch frame.
-        stft_dim: channel width of the ConvNeXt blocks of the stft front end.
-        stft_encoder_layers: ConvNeXt blocks of patchify; stft_decoder_layers: of the head.
-        seanet_filters: base width of the SEANet convs.
-        seanet_ratios: up-sampling ratios of the SEANet decoder (the encoder uses them
-            reversed); their product must be the hop.
-        seanet_residual_layers: residual blocks per SEANet stage.
-        seanet_lstm: LSTM layers at the SEANet bottleneck (0: none).
-        encodec_weights: path of the official `encodec_24khz-d7cc33bc.th`; None: the torch hub
-            cache (`torch.hub.get_dir()/checkpoints/`).
     """
 
-    frontend: str = "stft"
-    frame_rate: int = 50
+    frontend: str = "encodec"
+    frontend_checkpoint: str | None = None
+    frame_rate: int = 75
     patch_dim: int = 128
+    encodec_n_filters: int = 32
+    encodec_residual_layers: int = 1
+    encodec_ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
+    encodec_lstm: int = 2
+    encodec_causal: bool = True
+    encodec_norm: str = "weight_norm"
+    standardize: bool = True
     dim: int = 256
     n_heads: int = 4
     n_layers: int = 4
@@ -95,20 +102,10 @@ class BaseArgs:
     kmeans_features_path: str | None = None
     window_min: int = 2
     window_max: int = 10
-    default_window: int = 4
+    default_window: int = 6
     ar_layers: int = 2
     ar_dim: int = 128
     ar_n_heads: int = 4
-    stft_n_fft: int = 960
-    stft_merge: int = 2
-    stft_dim: int = 256
-    stft_encoder_layers: int = 3
-    stft_decoder_layers: int = 6
-    seanet_filters: int = 32
-    seanet_ratios: list[int] = field(default_factory=lambda: [8, 6, 5, 2])
-    seanet_residual_layers: int = 1
-    seanet_lstm: int = 0
-    encodec_weights: str | None = None
 
     @property
     def hop_length(self) -> int:
@@ -118,30 +115,29 @@ class BaseArgs:
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent field."""
         if self.frontend not in FRONTENDS:
-            raise ValueError(f"base_args.frontend: {self.frontend!r} is not one of {FRONTENDS}")
+            raise ValueError(
+                f"base_args.frontend: {self.frontend!r} is not one of {FRONTENDS} (the stft and "
+                "seanet front ends were removed: train an EnCodec autoencoder instead)"
+            )
         if self.frame_rate <= 0 or SAMPLE_RATE % self.frame_rate:
             raise ValueError(
                 f"base_args.frame_rate: {self.frame_rate} must divide the sample rate {SAMPLE_RATE}"
             )
         for name in ("patch_dim", "dim", "n_heads", "n_layers", "decoder_n_layers", "ffn_dim",
                      "n_codebooks", "codebook_size", "kmeans_iters", "dead_code_steps",
-                     "stft_n_fft", "stft_merge", "stft_dim", "seanet_filters", "ar_dim",
-                     "ar_n_heads"):  # fmt: skip
+                     "encodec_n_filters", "ar_dim", "ar_n_heads"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"base_args.{name}: must be positive, got {getattr(self, name)}")
-        for name in ("seanet_residual_layers", "seanet_lstm", "stft_encoder_layers",
-                     "stft_decoder_layers"):  # fmt: skip
+        for name in ("encodec_residual_layers", "encodec_lstm", "ar_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"base_args.{name}: must be >= 0, got {getattr(self, name)}")
         _check_max("base_args", self, ("n_layers", "decoder_n_layers", "ar_layers",
-                   "stft_encoder_layers", "stft_decoder_layers", "seanet_residual_layers",
-                   "seanet_lstm"), MAX_LAYERS)  # fmt: skip
-        _check_max("base_args", self, ("patch_dim", "dim", "codebook_dim", "ar_dim", "stft_dim",
-                   "seanet_filters", "n_heads", "ar_n_heads"), MAX_DIM)  # fmt: skip
+                   "encodec_residual_layers", "encodec_lstm"), MAX_LAYERS)  # fmt: skip
+        _check_max("base_args", self, ("patch_dim", "dim", "codebook_dim", "ar_dim",
+                   "encodec_n_filters", "n_heads", "ar_n_heads"), MAX_DIM)  # fmt: skip
         _check_max("base_args", self, ("ffn_dim",), MAX_FFN_DIM)
         _check_max("base_args", self, ("n_codebooks",), MAX_CODEBOOKS)
         _check_max("base_args", self, ("codebook_size",), MAX_CODEBOOK_SIZE)
-        _check_max("base_args", self, ("stft_n_fft",), MAX_N_FFT)
         _check_max("base_args", self, ("kmeans_iters",), MAX_ITERS)
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
             raise ValueError(
@@ -164,38 +160,22 @@ class BaseArgs:
                 f"base_args.default_window: {self.default_window} outside "
                 f"[{self.window_min}, {self.window_max}]"
             )
-        if self.ar_layers < 0:
-            raise ValueError(f"base_args.ar_layers: must be >= 0, got {self.ar_layers}")
         if self.ar_layers and (
             self.ar_dim % self.ar_n_heads or (self.ar_dim // self.ar_n_heads) % 2
         ):
             raise ValueError(
                 f"base_args.ar_dim: {self.ar_dim} must split into {self.ar_n_heads} even heads"
             )
-        hop = self.hop_length
-        if self.frontend == "stft":
-            if hop % self.stft_merge:
-                raise ValueError(f"base_args.stft_merge: {self.stft_merge} must divide hop {hop}")
-            if self.stft_n_fft < hop // self.stft_merge:
-                raise ValueError(f"base_args.stft_n_fft: {self.stft_n_fft} < stft hop")
-        if self.frontend == "seanet":
-            if not 1 <= len(self.seanet_ratios) <= 16 or any(r < 1 for r in self.seanet_ratios):
-                raise ValueError(
-                    f"base_args.seanet_ratios: need 1 to 16 positive ints, got {self.seanet_ratios}"
-                )
-            prod = 1
-            for r in self.seanet_ratios:
-                prod *= r
-            if prod != hop:
-                raise ValueError(
-                    f"base_args.seanet_ratios: product {prod} must equal the hop {hop} "
-                    f"(sample_rate / frame_rate)"
-                )
-        if self.frontend == "encodec":
-            if self.frame_rate != 75:
-                raise ValueError("base_args.frame_rate: the encodec front end runs at 75 Hz")
-            if self.patch_dim != 128:
-                raise ValueError("base_args.patch_dim: the encodec front end has 128 channels")
+        ratios = self.encodec_ratios
+        if not 1 <= len(ratios) <= 16 or any(not 1 <= r <= 64 for r in ratios):
+            raise ValueError(
+                f"base_args.encodec_ratios: need 1 to 16 ints in [1, 64], got {ratios}"
+            )
+        if math.prod(ratios) != self.hop_length:
+            raise ValueError(
+                f"base_args.encodec_ratios: product {math.prod(ratios)} must equal the hop "
+                f"{self.hop_length} (sample_rate / frame_rate {self.frame_rate})"
+            )
 
 
 @dataclass
@@ -312,25 +292,31 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def preset(name: str) -> ALMConfig:
-    """Named configurations.
+DEMO_FRONTEND_CHECKPOINT = "checkpoints/encodec_demo"
 
-    - "demo": 12.6 M parameters (4.1 M front end), trainable on a 2-core CPU. The stft front
-      end is the measured choice (bench/pilot_frontend.py, 6 CPU-minutes of stage 1 per arm on
-      demo notes): stft with log-mel L1 + waveform L1 reproduced the pitch of 26/40 held-out
-      notes (mel distance 0.51, 1360 steps) where SEANet with waveform L1 reproduced 0/40
-      (mel 1.76, 338 steps at 4x the cost per step).
-    - "paper": reference-scale sizes (EnCodec-sized SEANet patchify at 50 Hz, 8 + 8 transformer
-      layers of width 768, 3 x 2048 RVQ, ~150 M parameters). The design summary does not pin
-      every size; these are the usual scale of the paper's codec, not a copy of its recipe.
+
+def preset(name: str) -> ALMConfig:
+    """Named configurations; both stand on a frozen EnCodec-architecture autoencoder (75 Hz,
+    128-dim continuous latents) and differ in its size and in the transformers' size.
+
+    - "demo": the bundled `checkpoints/encodec_demo` autoencoder (n_filters 16, one LSTM layer)
+      under 4 + 4 causal transformer layers of width 256 and RVQ 3 x 2048: trainable on a CPU.
+    - "paper": the official EnCodec 24 kHz architecture (n_filters 32, two LSTM layers; its
+      weights from the torch hub cache when present, or one of our checkpoints of that size)
+      under 8 + 8 transformer layers of width 768 and RVQ 3 x 2048 (~150 M parameters with the
+      MAE and AR heads). The paper does not pin every size; these are the usual scale.
     """
     if name == "demo":
-        return ALMConfig(BaseArgs(), MAEArgs())
+        return ALMConfig(
+            BaseArgs(
+                frontend_checkpoint=DEMO_FRONTEND_CHECKPOINT, encodec_n_filters=16, encodec_lstm=1
+            ),
+            MAEArgs(),
+        )
     if name == "paper":
         return ALMConfig(
             BaseArgs(
-                frontend="seanet",
-                patch_dim=512,
+                frontend_checkpoint="official",
                 dim=768,
                 n_heads=12,
                 n_layers=8,
@@ -340,11 +326,6 @@ def preset(name: str) -> ALMConfig:
                 ar_layers=2,
                 ar_dim=256,
                 ar_n_heads=4,
-                seanet_filters=32,
-                seanet_lstm=2,
-                stft_dim=512,
-                stft_encoder_layers=8,
-                stft_decoder_layers=8,
             ),
             MAEArgs(dim=512, n_heads=8, n_layers=4, mask_ratio=0.3),
         )

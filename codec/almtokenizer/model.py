@@ -1,14 +1,16 @@
 """ALMTokenizer (arXiv 2504.10344): query-based compression of patch frames into RVQ tokens.
 
-    wav [B, 1, N] --patchify--> e [B, d, T] --frame_proj--> [B, T, D]
-      --interleave_queries(w)--> [B, T + T/w, D] --encoder--> retrieve_queries --> h [B, D, T/w]
-      --RVQ--> quantized [B, D, T/w], codes [B, n_q, T/w]
+    wav [B, 1, N] --patchify (frozen EnCodec encoder)--> e [B, d, T] --standardize--> z
+      --frame_proj--> [B, T, D] --interleave_queries(w)--> [B, T + T/w, D] --encoder-->
+      retrieve_queries --> h [B, D, T/w] --RVQ--> quantized [B, D, T/w], codes [B, n_q, T/w]
       --interleave_masks(w)--> [B, T + T/w, D] --decoder--> retrieve_frames --frame_out-->
-      e_hat [B, d, T] --unpatchify--> wav_hat [B, 1, N]
+      z_hat [B, d, T] --de-standardize--> e_hat --unpatchify (frozen decoder)--> wav_hat [B, 1, N]
 
-Training (`forward`) adds the MAE branch and the depth-AR loss. The window w (frames per token)
-is an argument of every call, so one model serves every bitrate: frame_rate / w tokens per
-second, each carrying n_q * log2(K) bits.
+Training (`forward`, stage 2) returns the reconstruction through the frozen decoder (the trainer
+adds waveform / spectral losses on it), the frame loss in standardised units, and the MAE
+branch and the depth-AR loss. Cached frames can stand in for the waveform's patchify. The
+window w (frames per token) is an argument of every call, so one model serves every bitrate:
+frame_rate / w tokens per second, each carrying n_q * log2(K) bits.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 
 from codec.almtokenizer.config import ALMConfig, preset
 from codec.almtokenizer.depth_ar import DepthAR
-from codec.almtokenizer.frontend_base import build_frontend
+from codec.almtokenizer.frontend_encodec import EncodecFrontend
 from codec.almtokenizer.interleave import (
     interleave_masks,
     interleave_queries,
@@ -30,8 +32,9 @@ from codec.almtokenizer.interleave import (
 )
 from codec.almtokenizer.mae import MAEDecoder, random_frame_mask
 from codec.almtokenizer.quantizer import ResidualVQ
+from codec.almtokenizer.standardize import FrameStandardizer
 from codec.almtokenizer.transformer import Transformer
-from codec.base import Codec, Encoded, TrainOutput, fit_length
+from codec.base import Codec, Encoded, TrainOutput
 from codec.checkpoint import register_codec
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,9 @@ class ALMTokenizer(Codec):
         super().__init__()
         self.config = config if config is not None else preset("demo")
         a, m = self.config.base_args, self.config.mae_args
-        self.frontend = build_frontend(a)
+        self.frontend = EncodecFrontend(a)
         self.hop_length = self.frontend.hop_length
+        self.standardizer = FrameStandardizer(a.patch_dim, enabled=a.standardize)
         self.frame_proj = nn.Linear(a.patch_dim, a.dim)
         self.query_token = nn.Parameter(torch.randn(a.dim) * 0.02)
         self.encoder = Transformer(
@@ -73,6 +77,8 @@ class ALMTokenizer(Codec):
             a.dim, a.decoder_n_layers, a.n_heads, a.ffn_dim, a.causal, attn_span=a.attn_span
         )
         self.frame_out = nn.Linear(a.dim, a.patch_dim)
+        # zero bias: the first prediction is the channel mean (0 in standardised units)
+        nn.init.zeros_(self.frame_out.bias)
         self.mae = (
             MAEDecoder(a.dim, a.patch_dim, m.dim, m.n_heads, m.n_layers) if m.n_layers else None
         )
@@ -81,8 +87,8 @@ class ALMTokenizer(Codec):
             if a.ar_layers and a.n_codebooks >= 2
             else None
         )
-        if not self.frontend.trainable:
-            self.freeze_frontend()
+        self.freeze_frontend()
+        self._warned_stats = False
 
     # --- Codec description ---------------------------------------------------------------
     @property
@@ -119,11 +125,6 @@ class ALMTokenizer(Codec):
         """Stage 2: patchify / unpatchify stop learning (they still pass gradients through)."""
         self.frontend.requires_grad_(False)
 
-    def unfreeze_frontend(self) -> None:
-        """Undo `freeze_frontend` (not possible for the pretrained EnCodec front end)."""
-        if self.frontend.trainable:
-            self.frontend.requires_grad_(True)
-
     @property
     def frontend_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.frontend.parameters())
@@ -136,23 +137,28 @@ class ALMTokenizer(Codec):
         return w
 
     def patchify(self, wav: torch.Tensor, window: int) -> torch.Tensor:
-        """Patch frames `[B, d, T]` of `wav` `[B, 1, N]` zero-padded to a multiple of hop * w,
-        so T = w * ceil(N / (hop * w)). No gradient to a frozen front end."""
+        """Raw patch frames `[B, d, T]` of `wav` `[B, 1, N]` zero-padded to a multiple of
+        hop * w, so T = w * ceil(N / (hop * w)). No gradient (the front end is frozen)."""
         rem = wav.shape[-1] % (self.hop_length * window)
         if rem:
             wav = nn.functional.pad(wav, (0, self.hop_length * window - rem))
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frontend_frozen):
+        with torch.no_grad():
             return self.frontend.patchify(wav)
 
+    def unpatchify(self, z: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
+        """Standardised frames `[B, d, T]` -> waveform `[B, 1, T * hop]` (or `num_samples`),
+        through the frozen decoder (gradients reach `z`)."""
+        return self.frontend.unpatchify(self.standardizer.inverse(z), num_samples)
+
     def encode_frames(
-        self, e: torch.Tensor, window: int, mae_mask: torch.Tensor | None = None
+        self, z: torch.Tensor, window: int, mae_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query encoder on patch frames `e` `[B, d, T]`.
+        """Query encoder on standardised frames `z` `[B, d, T]`.
 
         Returns the interleaved encoder output `[B, T + T/w, D]` and the tokens h `[B, D, T/w]`.
         `mae_mask` `[B, T]` (bool) replaces those input frames by the MAE mask vector.
         """
-        x = self.frame_proj(e.transpose(1, 2))  # (B, T, D)
+        x = self.frame_proj(z.transpose(1, 2))  # (B, T, D)
         if mae_mask is not None:
             if self.mae is None:
                 raise ValueError("mae_mask given but the MAE branch is disabled")
@@ -162,7 +168,7 @@ class ALMTokenizer(Codec):
         return out, retrieve_queries(out, window).transpose(1, 2)
 
     def decode_frames(self, latents: torch.Tensor, window: int) -> torch.Tensor:
-        """Mask-token decoder: tokens `[B, D, n]` -> patch frames `[B, d, n * w]`."""
+        """Mask-token decoder: tokens `[B, D, n]` -> standardised frames `[B, d, n * w]`."""
         if latents.ndim != 3 or latents.shape[1] != self.latent_dim:
             raise ValueError(
                 f"latents must be [B, {self.latent_dim}, T], got {tuple(latents.shape)}"
@@ -176,8 +182,7 @@ class ALMTokenizer(Codec):
         """`wav` `[B, 1, N]` -> Encoded(latents h `[B, D, n]`, quantized `[B, D, n]`,
         codes `[B, n_q, n]`), n = ceil(ceil(N / hop) / w)."""
         w = self._window(window)
-        e = self.patchify(wav, w)
-        _, h = self.encode_frames(e, w)
+        _, h = self.encode_frames(self.standardizer(self.patchify(wav, w)), w)
         codes = self.quantizer.encode(h)
         return Encoded(
             latents=h,
@@ -193,7 +198,7 @@ class ALMTokenizer(Codec):
         """Latents (continuous or quantized) `[B, D, n]` -> waveform `[B, 1, n * w * hop]`, or
         exactly `num_samples` long when given."""
         w = self._window(window)
-        return fit_length(self.frontend.unpatchify(self.decode_frames(latents, w)), num_samples)
+        return self.unpatchify(self.decode_frames(latents, w), num_samples)
 
     @torch.no_grad()
     def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
@@ -205,42 +210,75 @@ class ALMTokenizer(Codec):
         return self.quantizer.decode(codes)
 
     # --- training ----------------------------------------------------------------------------
-    def forward(self, wav: torch.Tensor, window: int, stage: int) -> TrainOutput:
+    @torch.no_grad()
+    def frame_error(self, frames: torch.Tensor, window: int, quantize: bool = True) -> torch.Tensor:
+        """Relative frame error per clip `[B]`: ||z_hat - z||^2 / ||z||^2 in standardised units,
+        for raw frames `[B, d, T]` through tokens (quantized unless `quantize` is False)."""
+        z = self.standardizer(frames)
+        _, h = self.encode_frames(z, window)
+        if quantize:
+            h = self.quantizer.decode(self.quantizer.encode(h))
+        z_hat = self.decode_frames(h, window)[..., : z.shape[-1]]
+        return (z_hat - z).pow(2).sum((1, 2)) / z.pow(2).sum((1, 2)).clamp_min(1e-8)
+
+    def forward(
+        self, wav: torch.Tensor, window: int, stage: int, frames: torch.Tensor | None = None
+    ) -> TrainOutput:
         """One training forward pass on `wav` `[B, 1, N]`.
 
-        stage 1: patchify -> unpatchify (the front end as an autoencoder); no auxiliary losses.
-        stage 2: the full path; losses "loss/commit", "loss/latent" (MSE of the decoded frames
-            against the patchify frames), "loss/mae" (when the MAE branch is on)
-            and "loss/ar" (when the depth-AR head is on), unweighted; codes and codebook stats.
+        stage 1: the frozen autoencoder alone (patchify -> unpatchify), for reference; nothing
+            in it trains (train the autoencoder as an EnCodec model).
+        stage 2: the full path with the reconstruction through the frozen decoder; losses
+            "loss/commit", "loss/latent" (MSE of the decoded frames against the patchify frames,
+            both standardised), "loss/mae" (when the MAE branch is on) and "loss/ar" (when the
+            depth-AR head is on), unweighted; codes and codebook stats.
+
+        `frames`: the raw patchify frames `[B, d, T]` of `wav` (e.g. from a latent cache, with
+        N = T * hop), used instead of running the encoder.
         """
         if wav.ndim != 3 or wav.shape[1] != 1:
             raise ValueError(f"forward expects [B, 1, N], got {tuple(wav.shape)}")
         n = wav.shape[-1]
         if stage == 1:
-            recon = self.frontend.unpatchify(self.frontend.patchify(wav), n)
+            with torch.no_grad():
+                recon = self.frontend.unpatchify(self.frontend.patchify(wav), n)
             return TrainOutput(recon=recon, losses={}, codes=None, stats={})
         if stage != 2:
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-        w = self._window(window)
-        e = self.patchify(wav, w)
-        _, h = self.encode_frames(e, w)
+        w, d = self._window(window), self.config.base_args.patch_dim
+        if frames is None:
+            frames = self.patchify(wav, w)
+        elif frames.ndim != 3 or frames.shape[:2] != (wav.shape[0], d):
+            raise ValueError(f"frames must be [{wav.shape[0]}, {d}, T], got {tuple(frames.shape)}")
+        frames = frames.detach().float()
+        if self.training and not bool(self.standardizer.ready):
+            if not self._warned_stats:
+                log.warning("frame statistics not set: fitting them to this batch")
+                self._warned_stats = True
+            self.standardizer.fit(frames)
+        z = self.standardizer(frames)
+        T = z.shape[-1]
+        _, h = self.encode_frames(z, w)
         q = self.quantizer(h)
-        frames = self.decode_frames(q.quantized, w)  # (B, d, T)
-        recon = fit_length(self.frontend.unpatchify(frames), n)
+        z_hat = self.decode_frames(q.quantized, w)[..., :T]  # (B, d, T)
+        recon = self.unpatchify(z_hat, n)
         losses: dict[str, torch.Tensor] = {
             "loss/commit": q.commit_loss,
-            # frames predicted from the tokens against the (frozen) patchify frames
-            "loss/latent": nn.functional.mse_loss(frames, e.detach()),
+            "loss/latent": nn.functional.mse_loss(z_hat, z),
         }
         if self.mae is not None:  # also in eval mode, so validation reports the same keys
-            B, _, T = e.shape
-            mask = random_frame_mask(B, T, self.config.mae_args.mask_ratio, e.device)
-            out_masked, _ = self.encode_frames(e, w, mae_mask=mask)
-            pred = self.mae(out_masked, w)  # (B, T, d)
-            losses["loss/mae"] = MAEDecoder.loss(pred, e.transpose(1, 2), mask)
+            B = z.shape[0]
+            mask = random_frame_mask(B, T, self.config.mae_args.mask_ratio, z.device)
+            out_masked, _ = self.encode_frames(z, w, mae_mask=mask)
+            pred = self.mae(out_masked, w)[:, :T]  # (B, T, d)
+            losses["loss/mae"] = MAEDecoder.loss(pred, z.transpose(1, 2), mask)
         if self.depth_ar is not None:
             losses["loss/ar"] = self.depth_ar(q.layer_outputs)
-        return TrainOutput(recon=recon, losses=losses, codes=q.codes, stats=dict(q.stats))
+        stats = dict(q.stats)
+        stats["stats/latent_rel"] = float(
+            (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)
+        )
+        return TrainOutput(recon=recon, losses=losses, codes=q.codes, stats=stats)
 
     # --- serialisation -----------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

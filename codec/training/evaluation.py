@@ -1,21 +1,31 @@
-"""Held-out evaluation during training: mel distance and SI-SDR per window size, audio examples.
+"""Held-out evaluation during training: mel distance, SI-SDR and pitch kept per window size,
+audio examples.
 
 Stage 1 (the autoencoder without quantizer) is scored through the training forward
 (`stage=1`); stage 2 scores the real inference path, `Codec.reconstruct`
-(encode -> quantize -> decode). Keys: `eval/mel_distance`, `eval/si_sdr` (means over the
-windows; the mean mel distance selects `best/`), and `eval/mel_distance_w3`, `eval/si_sdr_w3`, ... .
+(encode -> quantize -> decode). Keys: `eval/mel_distance`, `eval/si_sdr`, `eval/pitch_kept`
+(share of held-out clips with a measurable pitch whose reconstruction keeps it within a quarter
+tone, `codec.metrics.pitch_matches`), means over the windows, and per window
+`eval/mel_distance_w3`, `eval/si_sdr_w3`, `eval/pitch_kept_w3`, ... . For a codec with
+`frame_error` (ALMTokenizer) also `eval/latent_rel[_wN]`: ||z_hat - z||^2 / ||z||^2 of the
+decoded frames in standardised units.
+
+`eval/score` selects `best/` (lower is better): mel distance + (1 - pitch kept), so one unit
+of mel distance weighs as much as every pitch; a model that loses pitches cannot win on a
+smooth spectrum alone. Without pitched clips it is the mel distance.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 
 from codec.base import Codec
-from codec.metrics import mel_distance, si_sdr
+from codec.metrics import estimate_f0, mel_distance, pitch_matches, si_sdr
 
 
 @dataclass
@@ -64,8 +74,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     wins = eval_windows(model, stage, windows)
-    sums = {w: {"mel": 0.0, "sdr": 0.0} for w in wins}
-    clips = 0
+    sums = {w: {"mel": 0.0, "sdr": 0.0, "pitch": 0.0, "latent": 0.0} for w in wins}
+    with_frames = stage == 2 and hasattr(model, "frame_error")
+    clips = pitched = 0
     examples: list[dict[str, torch.Tensor]] = []
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -78,14 +89,26 @@ def evaluate(
             for i, wav in enumerate(batches):
                 if max_batches is not None and i >= max_batches:
                     break
+                if isinstance(wav, tuple | list):  # (wav, frames) from a latent cache
+                    wav = wav[0]
                 wav = wav.to(device)
                 b = wav.shape[0]
+                has_pitch = [not math.isnan(estimate_f0(wav[j, 0].float().cpu())) for j in range(b)]
+                pitched += sum(has_pitch)
                 recons = {}
                 for w in wins:
                     rec = reconstruct(model, wav, w, stage).float()[..., : wav.shape[-1]]
                     recons[w] = rec
                     sums[w]["mel"] += float(mel_distance(rec, wav)) * b
                     sums[w]["sdr"] += float(si_sdr(rec, wav).mean()) * b
+                    sums[w]["pitch"] += sum(
+                        pitch_matches(rec[j, 0].cpu(), wav[j, 0].float().cpu())
+                        for j in range(b)
+                        if has_pitch[j]
+                    )
+                    if with_frames:
+                        frames = model.patchify(wav, w)  # type: ignore[attr-defined]
+                        sums[w]["latent"] += float(model.frame_error(frames, w).sum())  # type: ignore[attr-defined]
                 clips += b
                 for j in range(min(b, audio_clips - len(examples))):
                     ex = {"original": wav[j, 0].float().cpu()}
@@ -95,11 +118,18 @@ def evaluate(
         model.train(was_training)
     if clips == 0:
         return EvalResult(scalars={})
+    keys = [("mel", "mel_distance", clips), ("sdr", "si_sdr", clips)]
+    if pitched:
+        keys.append(("pitch", "pitch_kept", pitched))
+    if with_frames:
+        keys.append(("latent", "latent_rel", clips))
     scalars: dict[str, float] = {}
-    for w in wins:
-        if len(wins) > 1:
-            scalars[f"eval/mel_distance_{_tag(w)}"] = sums[w]["mel"] / clips
-            scalars[f"eval/si_sdr_{_tag(w)}"] = sums[w]["sdr"] / clips
-    scalars["eval/mel_distance"] = sum(s["mel"] for s in sums.values()) / (clips * len(wins))
-    scalars["eval/si_sdr"] = sum(s["sdr"] for s in sums.values()) / (clips * len(wins))
+    for short, name, count in keys:
+        for w in wins:
+            if len(wins) > 1:
+                scalars[f"eval/{name}_{_tag(w)}"] = sums[w][short] / count
+        scalars[f"eval/{name}"] = sum(s[short] for s in sums.values()) / (count * len(wins))
+    scalars["eval/score"] = scalars["eval/mel_distance"] + (
+        1.0 - scalars["eval/pitch_kept"] if pitched else 0.0
+    )
     return EvalResult(scalars=scalars, examples=examples)
