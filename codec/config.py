@@ -32,7 +32,7 @@ __all__ = [
 
 MODEL_TYPES = ("almtokenizer", "encodec")
 DATASETS = ("fsd50k", "goodsounds", "demo", "folder", "corpus")
-LOSS_KEYS = ("time", "mel", "adv", "feat", "commit", "mae", "ar", "latent")
+LOSS_KEYS = ("time", "mel", "stft", "adv", "feat", "commit", "mae", "ar", "latent")
 # YAML aliases share one object per anchor, so a tiny file can expand to billions of values
 # ("billion laughs"); copying refuses more values, or deeper nesting, than any real config has.
 MAX_CONFIG_NODES = 100_000
@@ -133,6 +133,8 @@ class LambdasConfig:
 
     time: float = 0.1
     mel: float = 15.0
+    # Multi-resolution STFT (spectral convergence + log magnitude), `codec.losses.mrstft_loss`.
+    stft: float = 0.0
     adv: float = 1.0
     feat: float = 2.0
     commit: float = 1.0
@@ -173,6 +175,10 @@ class TrainingConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     weight_decay: float = 1.0e-5
     grad_clip: float | None = 1.0
+    # EnCodec's loss balancer: the reconstruction losses' gradients at the output are scaled
+    # to norms proportional to their lambdas (codec.train.Trainer._balanced_backward).
+    balancer: bool = False
+    balancer_decay: float = 0.99
     warmup_steps: int = 0
     lr_decay: float = 1.0
     seed: int = 0
@@ -418,6 +424,7 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(all(w > 0 for w in t.eval_windows), "training.eval_windows", "must be positive")
     _require(t.eval_batches is None or t.eval_batches > 0, "training.eval_batches", "must be > 0")
     _require(t.audio_clips >= 0, "training.audio_clips", "must be >= 0")
+    _require(0 <= t.balancer_decay < 1, "training.balancer_decay", "must be in [0, 1)")
     _require(t.latent_cache_crops > 0, "training.latent_cache_crops", "must be positive")
     for k in LOSS_KEYS:
         v = getattr(t.lambdas, k)

@@ -141,6 +141,7 @@ class Trainer:
         self.loaders = prepare_stage2(self.model, cfg, self.loaders, self.dist)
 
         self.step, self.hours_before, self.best = 0, 0.0, math.inf
+        self._grad_ema: dict[str, float] = {}  # the loss balancer's running gradient norms
         self._start_key = "training.start_checkpoint"
         start = self._start_folder(resume)
         if start is not None:
@@ -212,6 +213,8 @@ class Trainer:
             losses["loss/time"] = L.time_loss(recon, wav)
         if lam.mel > 0:
             losses["loss/mel"] = L.mel_loss(recon, wav, self.t.mel_scales)
+        if lam.stft > 0:
+            losses["loss/stft"] = L.mrstft_loss(recon, wav)
         if adversarial:
             # The unwrapped ensemble with frozen weights: gradients reach the generator only.
             self.disc.requires_grad_(False)
@@ -236,8 +239,13 @@ class Trainer:
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: non-finite loss {self._fmt(losses)}")
 
+        if (step + 1) % self.t.log_freq == 0 and recon.requires_grad and not self.t.balancer:
+            out_scalars.update(self._output_grad_norms(losses, recon))
         self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
+        if self.t.balancer and recon.requires_grad:
+            out_scalars.update(self._balanced_backward(losses, recon))
+        else:
+            total.backward()
         self.disc.requires_grad_(True)
         if self.t.grad_clip is not None:
             norm = nn.utils.clip_grad_norm_(self.gen_params, self.t.grad_clip)
@@ -252,6 +260,60 @@ class Trainer:
         out_scalars["loss/total"] = float(total.detach())
         out_scalars.update(out.stats or {})
         return out_scalars
+
+    def _balanced_backward(
+        self, losses: dict[str, torch.Tensor], recon: torch.Tensor
+    ) -> dict[str, float]:
+        """Backward with EnCodec's loss balancer: each loss that depends on the reconstruction
+        contributes a gradient at `recon` `[B, 1, N]` of norm proportional to its lambda (its
+        raw gradient divided by an EMA of its norm), so no term dominates because of its
+        scale (waveform L1's output gradient is ~1/sqrt(B*N), a spectral loss's can be 1000x
+        that and swings with the loudness of the batch). Losses that do not reach `recon`
+        (commitment, MAE, AR) are added with their plain lambdas. Returns
+        `grad_norm/<loss>` (raw norms at the output)."""
+        combined = torch.zeros_like(recon)
+        rest: list[torch.Tensor] = []
+        norms: dict[str, float] = {}
+        recon_keys = [k for k, v in losses.items() if v.requires_grad]
+        total_lambda = sum(self.lambdas.weight(k) for k in recon_keys)
+        for key in recon_keys:
+            value = losses[key]
+            (grad,) = torch.autograd.grad(value, recon, retain_graph=True, allow_unused=True)
+            if grad is None:
+                rest.append(self.lambdas.weight(key) * value)
+                continue
+            name = key.split("/", 1)[-1]
+            norm = float(grad.norm())
+            norms["grad_norm/" + name] = norm
+            ema = self._grad_ema.get(name)
+            ema = (
+                norm
+                if ema is None
+                else self.t.balancer_decay * ema + (1 - self.t.balancer_decay) * norm
+            )
+            self._grad_ema[name] = ema
+            combined += (self.lambdas.weight(key) / total_lambda) * grad / max(ema, 1e-12)
+        tensors, grads = [recon], [combined]
+        if rest:
+            tensors.append(torch.stack(rest).sum())
+            grads.append(torch.ones((), device=recon.device))
+        torch.autograd.backward(tensors, grads)
+        return norms
+
+    def _output_grad_norms(
+        self, losses: dict[str, torch.Tensor], recon: torch.Tensor
+    ) -> dict[str, float]:
+        """`grad_norm/<loss>`: the norm of each weighted loss's gradient at the reconstruction
+        `[B, 1, N]`, so the balance between terms (waveform L1 vs spectral) is visible in the
+        logs. Losses that do not depend on the reconstruction (commitment, MAE) are left out."""
+        norms = {}
+        for key, value in losses.items():
+            (grad,) = torch.autograd.grad(
+                self.lambdas.weight(key) * value, recon, retain_graph=True, allow_unused=True
+            )
+            if grad is not None:
+                norms["grad_norm/" + key.split("/", 1)[-1]] = float(grad.norm())
+        return norms
 
     def _disc_step(self, wav: torch.Tensor, fake: torch.Tensor) -> float:
         """One discriminator update on real and generated audio (one forward for DDP)."""
@@ -311,7 +373,14 @@ class Trainer:
                         self.logger.scalars(last, self.step)
                     if bar is not None:
                         bar.update(1)
-                        keys = ("loss/mel", "loss/time", "loss/adv", "loss/commit", "loss/disc")
+                        keys = (
+                            "loss/mel",
+                            "loss/stft",
+                            "loss/time",
+                            "loss/adv",
+                            "loss/commit",
+                            "loss/disc",
+                        )
                         bar.set_postfix({k[5:]: f"{running[k]:.3f}" for k in keys if k in running})
                     self._periodic(self.step, total)
                     if on_step is not None:
@@ -411,6 +480,7 @@ class Trainer:
                 "scheduler_g": self.sched_g.state_dict(),
                 "scheduler_d": self.sched_d.state_dict(),
                 "rng": rngs,
+                "balancer": dict(self._grad_ema),
             }
             with _writing(folder):
                 save_training_checkpoint(folder, self.model, self.disc, state, self.meta())
@@ -459,6 +529,7 @@ class Trainer:
         self.step = int(state["step"])
         self.hours_before = float(state["hours"])
         self.best = float(state["best_mel_distance"])
+        self._grad_ema = {k: float(v) for k, v in state.get("balancer", {}).items()}
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             set_rng_state(rngs[self.dist.rank])

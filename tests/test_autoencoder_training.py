@@ -1,0 +1,144 @@
+"""The shared autoencoder's training pieces: the multi-resolution STFT loss, the per-term
+gradient-norm logging, and fitting EnCodec's RVQ on the frozen autoencoder (`codec.fit_rvq`)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from codec import losses as L
+from codec.encodec import EnCodecCodec
+from codec.fit_rvq import cache_latents, fit_rvq
+
+TINY = {
+    "dimension": 16, "n_filters": 4, "lstm": 0, "n_q": 4, "bins": 16,
+    "target_bandwidths": [0.3, 0.6, 1.2], "bandwidth": 0.6, "train_bandwidths": [0.3, 1.2],
+    "kmeans_iters": 2,
+}  # fmt: skip
+
+
+def _tone(f0: float, n: int = 12000, sr: int = 24000) -> torch.Tensor:
+    t = torch.arange(n) / sr
+    return (0.3 * torch.sin(2 * math.pi * f0 * t)).view(1, 1, n)
+
+
+def test_mrstft_zero_on_identity_and_grows_with_error() -> None:
+    x = _tone(440.0)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x.shape, generator=g)
+    assert float(L.mrstft_loss(x, x)) < 1e-4
+    small = float(L.mrstft_loss(x + 0.01 * noise, x))
+    large = float(L.mrstft_loss(x + 0.1 * noise, x))
+    assert 0 < small < large
+
+
+def test_mrstft_hears_a_wrong_pitch() -> None:
+    """A semitone off costs more than the same pitch slightly quieter: the loss sees pitch."""
+    x = _tone(440.0)
+    wrong_pitch = _tone(440.0 * 2 ** (1 / 12))
+    quieter = 0.8 * x
+    assert float(L.mrstft_loss(wrong_pitch, x)) > 2 * float(L.mrstft_loss(quieter, x))
+
+
+def test_mrstft_gradient_reaches_the_waveform() -> None:
+    x = _tone(220.0)
+    y = (
+        x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    ).requires_grad_()
+    L.mrstft_loss(y, x).backward()
+    assert y.grad is not None and float(y.grad.norm()) > 0
+
+
+def _latents(seed: int = 0) -> torch.Tensor:
+    """Clustered latents `[M, D, T]`: 8 fixed centres plus small noise drawn with `seed`."""
+    centres = 5 * torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 8, (64, 10), generator=g)
+    z = centres[idx] + 0.3 * torch.randn(64, 10, 16, generator=g)
+    return z.permute(0, 2, 1).contiguous()
+
+
+def test_fit_rvq_learns_codebooks_and_keeps_the_autoencoder() -> None:
+    torch.manual_seed(0)
+    model = EnCodecCodec(TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("quantizer")}
+    stats = fit_rvq(model, _latents(), steps=30, batch_size=16, seed=0)
+    errs = [stats[f"rvq/rel_err_{bw:g}kbps"] for bw in TINY["target_bandwidths"]]
+    # each codebook removes error; all of them capture the 8 clusters and part of the noise
+    assert 1.0 > errs[0] > errs[1] > errs[2], errs
+    assert errs[2] < 0.05, errs
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    # the fitted codec quantizes as the stats say
+    z = _latents(seed=3)
+    model.set_bandwidth(1.2)
+    q = model.quantize(z)
+    assert float((q - z).pow(2).sum() / z.pow(2).sum()) < 0.1
+
+
+def test_cache_latents_stops_at_max_crops() -> None:
+    torch.manual_seed(0)
+    model = EnCodecCodec(TINY)
+    batches = [torch.randn(4, 1, 3200) * 0.1 for _ in range(5)]
+    z = cache_latents(model, iter(batches), max_crops=10)
+    assert z.shape == (10, 16, model.num_frames(3200))
+
+
+def test_trainer_logs_each_terms_gradient_norm(tmp_path) -> None:
+    """With waveform L1 and MR-STFT on, the logs carry `grad_norm/time` and `grad_norm/stft`;
+    L1's gradient norm at the output is lambda / sqrt(B * N) whatever the error."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from codec.config import TrainConfig
+    from codec.train import train
+    from tests.fixtures import make_goodsounds
+
+    data = tmp_path / "good-sounds"
+    make_goodsounds(data, seconds=0.5)
+    raw = {
+        "model": {"type": "encodec", "base_args": dict(TINY), "mae_args": {}},
+        "dataloader": {"dataset": "goodsounds", "dataset_path": str(data), "batch_size": 2,
+                       "nsecs": 0.4, "test_subset_size": 2},
+        "training": {"max_steps": 2, "checkpoint_freq": 1000, "eval_freq": 1000, "log_freq": 1,
+                     "eval_batches": 1, "audio_clips": 0, "writer_dir": str(tmp_path / "tb"),
+                     "checkpoint_dir": str(tmp_path / "ckpt"), "device": "cpu", "seed": 0,
+                     "lambdas": {"time": 10.0, "mel": 0.0, "stft": 1.0, "adv": 0.0, "feat": 0.0,
+                                 "commit": 0.0, "mae": 0.0, "ar": 0.0}},
+    }  # fmt: skip
+    train(TrainConfig.from_dict(raw), command="pytest")
+    ea = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    ea.Reload()
+    tags = ea.Tags()["scalars"]
+    assert {"grad_norm/time", "grad_norm/stft", "loss/stft"} <= set(tags)
+    expected = 10.0 / math.sqrt(2 * int(0.4 * 24000))
+    for event in ea.Scalars("grad_norm/time"):
+        assert abs(event.value - expected) < 1e-3 * expected
+    assert all(e.value > 0 for e in ea.Scalars("grad_norm/stft"))
+
+
+def _balanced_param_grad(scale: float) -> torch.Tensor:
+    """The parameter gradient of a tiny 'decoder' after one balanced backward of waveform L1
+    plus `scale` x MR-STFT."""
+    from types import SimpleNamespace
+
+    from codec.config import LambdasConfig
+    from codec.train import Trainer
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(1, 1, 9) * 0.1)
+    x = _tone(330.0, n=4800)
+    recon = torch.nn.functional.conv1d(x, weight, padding=4)
+    losses = {"loss/time": L.time_loss(recon, x), "loss/stft": scale * L.mrstft_loss(recon, x)}
+    lambdas = LambdasConfig(time=1.0, stft=1.0)
+    fake = SimpleNamespace(lambdas=lambdas, t=SimpleNamespace(balancer_decay=0.99), _grad_ema={})
+    norms = Trainer._balanced_backward(fake, losses, recon)  # type: ignore[arg-type]
+    assert set(norms) == {"grad_norm/time", "grad_norm/stft"}
+    return weight.grad.clone()
+
+
+def test_balancer_makes_the_update_independent_of_a_losss_scale() -> None:
+    """Scaling one loss by 1000 changes its raw gradient 1000x but not the balanced update."""
+    g1, g1000 = _balanced_param_grad(1.0), _balanced_param_grad(1000.0)
+    assert torch.allclose(g1, g1000, rtol=1e-4, atol=1e-8)
+    assert float(g1.norm()) > 0
