@@ -30,4 +30,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: $(STAMP) browser lint
-	GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest tests -q --timeout 900
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest tests --timeout 900

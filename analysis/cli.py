@@ -1,14 +1,18 @@
 """`python -m analysis map|traverse|transfer|evaluate|probe ...`.
 
-Every command loads ALMTokenizer (--alm-checkpoint) and EnCodec (--encodec-weights, else
---encodec-checkpoint), reads the Good-sounds-layout dataset at --dataset-root, and writes its
-outputs under --out. Bad arguments or unusable inputs give one clear line on stderr and a
-non-zero exit status (2 for usage errors, 1 for inputs that fail).
+Every command loads a line-up of codecs: ALMTokenizer (--alm-checkpoint), our EnCodec
+(--encodec-checkpoint) and the official EnCodec when its weights file is given (--encodec-weights)
+or in the torch hub cache; --codecs picks from these, --codec NAME=PATH adds any registered backend
+(`codec.registry`). It reads the Good-sounds-layout dataset at --dataset-root and writes its
+outputs under --out, one file or folder per codec (named by the codec's key). Bad arguments or
+unusable inputs give one clear line on stderr and a non-zero exit status (2 for usage errors, 1
+for inputs that fail).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -79,6 +83,31 @@ def _alpha(text: str) -> float:
     return a
 
 
+def _codec_names(text: str) -> tuple[str, ...]:
+    from codec.registry import BACKENDS
+
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if names in (("all",), ("both",)):
+        return ("all",)
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in BACKENDS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown codec(s) {bad or text!r}; choose 'all', 'none' or from {', '.join(BACKENDS)}"
+        )
+    return names
+
+
+def _codec_spec(text: str) -> Any:
+    from analysis.models import CodecSpec
+
+    try:
+        return CodecSpec.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -107,7 +136,8 @@ def _common(p: argparse.ArgumentParser, command: str) -> None:
         "--encodec-weights",
         type=Path,
         default=None,
-        help="official EnCodec 24 kHz weights file; used instead of --encodec-checkpoint",
+        help="official EnCodec 24 kHz weights file (encodec_24khz-d7cc33bc.th): adds the "
+        "official EnCodec next to ours (default: the torch hub cache's, when present)",
     )
     g.add_argument(
         "--encodec-bandwidth",
@@ -117,9 +147,21 @@ def _common(p: argparse.ArgumentParser, command: str) -> None:
     )
     g.add_argument(
         "--codecs",
-        choices=("both", "almtokenizer", "encodec"),
-        default="both",
-        help="which codecs to run (default both)",
+        type=_codec_names,
+        default="all",
+        help="which of the default codecs to run: 'all' (default; 'both' is the same), or a "
+        "comma list of almtokenizer, encodec (our EnCodec and the official one), "
+        "encodec_official, or 'none' (only --codec ones)",
+    )
+    g.add_argument(
+        "--codec",
+        dest="extra_codecs",
+        type=_codec_spec,
+        action="append",
+        default=[],
+        metavar="NAME=PATH[@LABEL]",
+        help="add a codec of any registered backend (repeatable), e.g. "
+        "'encodec=checkpoints/encodec_small@EnCodec small'",
     )
     g.add_argument(
         "--dataset-root",
@@ -323,18 +365,28 @@ def _cache(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else args.cache_dir
 
 
-def _models(args: argparse.Namespace) -> list[Any]:
-    from analysis.models import load_codecs
+def _lineup(args: argparse.Namespace) -> list[Any]:
+    """The loaded codecs (`analysis.models.LoadedCodec`), in line-up order."""
+    from analysis.models import default_specs, load_codec_list
 
-    want_alm = args.codecs in ("both", "almtokenizer")
-    want_enc = args.codecs in ("both", "encodec")
-    pair = load_codecs(
-        args.alm_checkpoint if want_alm else None,
-        args.encodec_checkpoint if want_enc else None,
-        args.encodec_weights if want_enc else None,
-        args.encodec_bandwidth,
-    )
-    return pair.all()
+    specs = default_specs(args.alm_checkpoint, args.encodec_checkpoint, args.encodec_weights)
+    names = args.codecs
+    if names != ("all",):
+        # "encodec" names the EnCodec family: ours and, when present, the official one
+        specs = [s for s in specs if s.backend in names or s.backend.split("_")[0] in names]
+    specs += args.extra_codecs
+    if not specs:
+        raise ValueError("no codecs selected (--codecs none and no --codec)")
+    codecs = load_codec_list(specs)
+    for c in codecs:
+        if c.setting.kind == "bandwidth" and args.encodec_bandwidth in c.setting.choices:
+            c.codec.apply_setting(args.encodec_bandwidth)
+    return codecs
+
+
+def _models(args: argparse.Namespace) -> list[Any]:
+    """The line-up's models (for analyses that take plain `Codec`s)."""
+    return [c.codec for c in _lineup(args)]
 
 
 def _transfer_method(text: str) -> str:
@@ -373,26 +425,27 @@ def cmd_map(args: argparse.Namespace) -> int:
     from analysis.projection import save_embedding
     from codec.audio import load_audio
 
-    codecs, items = _models(args), _items(args)
+    lineup, items = _lineup(args), _items(args)
     uploads = [(p.stem, load_audio(p)) for p in args.upload]
     scores = None
     if args.with_probe:
         from analysis.latents import extract_latents
 
         scores = {}
-        for c in codecs:
-            lat = extract_latents(c, items, args.window, cache_dir=_cache(args))
-            scores[c.name] = probe_latents(lat.pooled, lat.items, c.name, seed=args.seed)
+        for c in lineup:
+            lat = extract_latents(c.codec, items, args.window, cache_dir=_cache(args))
+            scores[c.label] = probe_latents(lat.pooled, lat.items, c.key, seed=args.seed)
     m = build_latent_map(
-        codecs, items, args.window, args.method, args.color_by, uploads, scores,
-        cache_dir=_cache(args), random_state=args.seed,
+        [c.codec for c in lineup], items, args.window, args.method, args.color_by, uploads,
+        scores, cache_dir=_cache(args), random_state=args.seed,
+        labels=[c.label for c in lineup],
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     html = args.out / f"map_{args.method}_{args.color_by}.html"
     m.figure.write_html(str(html), include_plotlyjs=True)
-    for lat, panel in zip(m.latents, m.panels):
-        save_embedding(args.out / f"embedding_{lat.codec_name}_{args.method}.npz", panel.embedding,
-                       [str(c.path) for c in lat.clips])  # fmt: skip
+    for c, lat, panel in zip(lineup, m.latents, m.panels):
+        save_embedding(args.out / f"embedding_{c.key}_{args.method}.npz", panel.embedding,
+                       [str(clip.path) for clip in lat.clips])  # fmt: skip
     print(html)
     return 0
 
@@ -407,14 +460,14 @@ def cmd_traverse(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be >= 2 (both ends are included)")
     if args.no_glide and args.no_steps:
         raise ValueError("--no-glide and --no-steps leave nothing to render")
-    codecs, items = _models(args), _items(args)
+    lineup, items = _lineup(args), _items(args)
     results = [
-        traverse(
-            c, args.waypoints, items, args.window, args.steps, args.mode, args.space,
+        dataclasses.replace(traverse(
+            c.codec, args.waypoints, items, args.window, args.steps, args.mode, args.space,
             render_steps=not args.no_steps, render_glide=not args.no_glide,
             glide_seconds=args.glide_seconds, cache_dir=_cache(args), progress=True,
-        )
-        for c in codecs
+        ), codec_name=c.key)  # the export folder is named by the line-up key
+        for c in lineup
     ]  # fmt: skip
     name = args.name or safe_name(
         "_to_".join(Path(w).stem if Path(w).is_file() else w for w in args.waypoints)
@@ -432,7 +485,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from analysis.metrics import codec_rates, quality_metrics
     from codec.audio import load_audio
 
-    codecs = _models(args)
+    lineup = _lineup(args)
     tracks: dict[str, dict[str, Any]] = {}
     rows = []
     for clip in args.clips:
@@ -440,15 +493,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         name = safe_name(clip.stem)
         tracks.setdefault(name, {})["original"] = wav
         speech = "speech" in clip.stem or is_speech(clip)
-        for c in codecs:
+        for lc in lineup:
+            c = lc.codec
             for st in settings_for(c, args.windows, args.bandwidths):
                 with applied(c, st):
                     rec = c.reconstruct(wav[None], st.window)[0]
                     rates = codec_rates(c, st.window)
-                tag = f"{c.name}_" + (f"w{st.window}" if st.window else f"{st.bandwidth:g}kbps")
+                tag = f"{lc.key}_" + (f"w{st.window}" if st.window else f"{st.bandwidth:g}kbps")
                 tracks[name][tag] = rec
                 q = quality_metrics(rec, wav, c.sample_rate, speech=speech)
-                rows.append({"clip": clip.name, "codec": c.name, "setting": st.label,
+                rows.append({"clip": clip.name, "codec": lc.key, "setting": st.label,
                              "bitrate": rates.bitrate, "mel_distance": q.mel_distance,
                              "si_sdr": q.si_sdr, "stoi": q.stoi, "pesq": q.pesq})  # fmt: skip
     exp = export_audio(tracks, args.out, "reconstructions")
@@ -464,13 +518,13 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from analysis.export import export_audio
     from analysis.timbre import timbre_transfer
 
-    codecs, items = _models(args), _items(args)
+    lineup, items = _lineup(args), _items(args)
     tracks = {}
     judge = None if args.no_judge else _judge(args)
-    for c in codecs:
-        r = timbre_transfer(c, args.clip, args.target, items, args.alpha, args.window,
+    for c in lineup:
+        r = timbre_transfer(c.codec, args.clip, args.target, items, args.alpha, args.window,
                             args.quantize, cache_dir=_cache(args), method=args.method)  # fmt: skip
-        tag = c.name + (f"_w{r.window}" if r.window is not None else "")
+        tag = c.key + (f"_w{r.window}" if r.window is not None else "")
         tracks[tag] = {"before": r.before, "after": r.after}
         if judge is not None:  # what the result sounds like, on stderr (stdout: the zip)
             after, before = judge.hear(r.after), judge.hear(r.before)
@@ -509,16 +563,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
     bad = [a for a in attrs if a not in ("instrument", "note", "octave")]
     if bad or not attrs:
         raise ValueError(f"unknown attributes {bad}; choose from instrument, note, octave")
-    codecs, items = _models(args), _items(args)
+    lineup, items = _lineup(args), _items(args)
     out: dict[str, Any] = {}
     header = (
         "| codec | attribute | linear acc | non-linear acc | ARI | NMI | homogeneity | silhouette |"
     )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
-    for c in codecs:
-        lat = extract_latents(c, items, args.window, cache_dir=_cache(args))
-        scores = probe_latents(lat.pooled, lat.items, c.name, attrs, seed=args.seed)
-        out[c.name] = {a: s.as_dict() for a, s in scores.items()}
+    for c in lineup:
+        lat = extract_latents(c.codec, items, args.window, cache_dir=_cache(args))
+        scores = probe_latents(lat.pooled, lat.items, c.key, attrs, seed=args.seed)
+        out[c.key] = {a: s.as_dict() for a, s in scores.items()}
         for a, s in scores.items():
             vals = (
                 s.linear_accuracy,
@@ -528,7 +582,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 s.homogeneity,
                 s.silhouette,
             )
-            lines.append(f"| {c.name} | {a} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+            lines.append(f"| {c.key} | {a} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "probe.json").write_text(json.dumps(_json_safe(out), indent=2))
     (args.out / "probe.md").write_text("\n".join(lines) + "\n")

@@ -18,14 +18,7 @@ from codec.base import Codec
 
 log = logging.getLogger(__name__)
 
-_WINDOW_PROBES = (2, 10)
 _HEX = re.compile(r"(sd-)?[0-9a-fA-F]{8,64}")
-
-# Config keys that never change a codec's continuous latents, left out of identities: EnCodec's
-# bandwidth only selects how many codebooks quantize the (unchanged) encoder output.
-SETTINGS_OUTSIDE_LATENTS: dict[str, tuple[str, ...]] = {
-    "encodec": ("bandwidth", "train_bandwidths"),
-}
 
 
 def codec_device(codec: Codec) -> torch.device:
@@ -38,10 +31,9 @@ def codec_device(codec: Codec) -> torch.device:
 
 
 def uses_window(codec: Codec) -> bool:
-    """True when the codec's frame rate depends on the window size (ALMTokenizer), False when
-    the window is ignored (EnCodec). Asked through `frame_rate` alone."""
-    rates = {float(codec.frame_rate(w)) for w in _WINDOW_PROBES}
-    return len(rates) > 1
+    """True when the codec's setting is a window size (ALMTokenizer), False when the window is
+    ignored (EnCodec). Asked through `Codec.setting()`."""
+    return codec.setting().kind == "window"
 
 
 def effective_window(codec: Codec, window: int | None) -> int | None:
@@ -51,18 +43,14 @@ def effective_window(codec: Codec, window: int | None) -> int | None:
 
 
 def state_dict_hash(codec: Codec) -> str:
-    """Content hash (16 hex chars) of the codec's name, config (less SETTINGS_OUTSIDE_LATENTS)
-    and every state tensor.
+    """Content hash (16 hex chars) of the codec's name, its config less the settings that never
+    change the latents (`Codec.latent_config_dict`) and every state tensor.
 
     Used as the identity of models that were never saved (no `checkpoint_hash` attribute).
     """
     h = hashlib.sha256()
     h.update(codec.name.encode())
-    config = {
-        k: v
-        for k, v in codec.config_dict().items()
-        if k not in SETTINGS_OUTSIDE_LATENTS.get(codec.name, ())
-    }
+    config = codec.latent_config_dict()
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     for key, tensor in sorted(codec.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
@@ -83,15 +71,13 @@ def codec_identity(codec: Codec) -> str:
     return f"{codec.name}-sd-{state_dict_hash(codec)}"
 
 
-def codec_label(codec: Codec, window: int | None = None) -> str:
-    """Human-readable label such as "almtokenizer (w=6, 1.1 kbps)" or "encodec (1.5 kbps)"."""
+def codec_label(codec: Codec, window: int | None = None, name: str | None = None) -> str:
+    """Human-readable label such as "almtokenizer (w=6, 1.1 kbps)" or "encodec (1.5 kbps)";
+    `name` replaces `codec.name` (e.g. "EnCodec (official)")."""
     w = effective_window(codec, window)
     kbps = codec.bitrate(w) / 1000.0
-    return (
-        f"{codec.name} (w={w}, {kbps:.2f} kbps)"
-        if w is not None
-        else f"{codec.name} ({kbps:.2f} kbps)"
-    )
+    name = name or codec.name
+    return f"{name} (w={w}, {kbps:.2f} kbps)" if w is not None else f"{name} ({kbps:.2f} kbps)"
 
 
 def as_batch(wav: torch.Tensor) -> torch.Tensor:
@@ -121,19 +107,19 @@ def decode_frames(
 def requantize(codec: Codec, latents: torch.Tensor, window: int | None) -> torch.Tensor:
     """Snap continuous latents `[B, D, T]` to the codec's quantizer: quantized `[B, D, T]`.
 
-    The Codec interface has no public quantize step; this uses a backend's optional
-    `quantize(latents, window)` method (returning a tensor or an object with `.quantized`).
+    Uses `Codec.quantize(latents, window)` (a tensor, or an object with `.quantized`).
 
     Raises:
-        NotImplementedError: the codec offers no `quantize` method.
+        NotImplementedError: the codec offers no quantize step.
     """
-    fn: Any = getattr(codec, "quantize", None)
-    if fn is None or not callable(fn):
-        raise NotImplementedError(
-            f"{codec.name} has no public quantize(latents, window); re-quantization is unavailable"
-        )
     with torch.inference_mode():
-        out = fn(latents.to(codec_device(codec)), window)
+        try:
+            out: Any = codec.quantize(latents.to(codec_device(codec)), window)
+        except NotImplementedError:
+            raise NotImplementedError(
+                f"{codec.name} has no public quantize(latents, window); "
+                "re-quantization is unavailable"
+            ) from None
     q = getattr(out, "quantized", out)
     if isinstance(q, tuple):
         q = q[0]

@@ -74,6 +74,7 @@ def build_latent_map(
     projection_cache: ProjectionCache | None = PROJECTION_CACHE,
     random_state: int = 0,
     progress: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> LatentMap:
     """Fit (or reuse) a projection of each codec's pooled latents and plot them side by side.
 
@@ -84,16 +85,22 @@ def build_latent_map(
         method: "umap", "pca", "tsne" or "lda" (LDA separates the `color_by` classes).
         color_by: "instrument", "note", "octave", "pitch" or "klass".
         uploads: (label, waveform `[1, N]` at 24 kHz) clips projected into every map.
-        probe_scores: {codec name: {attribute: scores}} shown under each panel title.
+        probe_scores: {codec label: {attribute: scores}} shown under each panel title (keyed
+            by `codec.name` when no `labels` are given).
         cache_dir: latent cache folder (None: no disk cache).
         projection_cache: LRU of fitted projections (None: always refit).
         random_state: projection seed.
         progress: tqdm while extracting latents.
+        labels: one panel title per codec ("EnCodec (official)"); default `codec.name`. Needed
+            when two codecs share a name (our EnCodec and the official one).
     """
     ds = dataset_id(items)
     meta = point_meta(items)
     panels, sets, projs, ups = [], [], [], []
-    for codec in codecs:
+    names = list(labels) if labels is not None else [c.name for c in codecs]
+    if len(names) != len(codecs):
+        raise ValueError(f"{len(names)} labels for {len(codecs)} codecs")
+    for codec, label in zip(codecs, names):
         lat = extract_latents(codec, items, window, cache_dir=cache_dir, progress=progress)
         labels = [m[color_by] for m in meta] if method == "lda" else None
         key = (
@@ -115,8 +122,9 @@ def build_latent_map(
             pooled = np.stack([encode_waveform(codec, w, lat.window).pooled for _, w in uploads])
             pos = proj.transform(pooled)
             extra = [ExtraPoint(lbl, float(p[0]), float(p[1])) for (lbl, _), p in zip(uploads, pos)]
-        sub = _subtitle(probe_scores.get(codec.name) if probe_scores else None)
-        panels.append(MapPanel(codec_label(codec, window), proj.embedding, meta, sub, extra))
+        sub = _subtitle(probe_scores.get(label) if probe_scores else None)
+        title = codec_label(codec, window, label)
+        panels.append(MapPanel(title, proj.embedding, meta, sub, extra))
         sets.append(lat)
         projs.append(proj)
         ups.append(pos)

@@ -1,13 +1,26 @@
-"""Loading the two codecs the analysis compares (CLI and app share this)."""
+"""The codecs an analysis compares: a list of loaded codecs, each with a label and its setting.
+
+The CLI and the app build the list from `codec.registry` backends:
+
+    codecs = load_codec_list([CodecSpec("almtokenizer", path_a), CodecSpec("encodec", path_b)])
+    for c in codecs:
+        c.label, c.key, c.setting.kind, c.codec.bitrate(...)
+
+`default_specs` gives the usual line-up: ALMTokenizer, our EnCodec and, when its weights file is
+given or found in the torch hub cache, the official EnCodec.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.base import Codec
-from codec.checkpoint import CheckpointError, load_codec
+from codec.base import Codec, CodecSetting
+from codec.checkpoint import CheckpointError
+from codec.registry import BACKENDS, Backend, get_backend
 
 log = logging.getLogger(__name__)
 
@@ -15,15 +28,118 @@ DEFAULT_ALM_CHECKPOINT = Path("checkpoints/almtokenizer_demo")
 DEFAULT_ENCODEC_CHECKPOINT = Path("checkpoints/encodec_demo")
 
 
-@dataclass
-class CodecPair:
-    """The ALMTokenizer and EnCodec models in use (either may be None when not requested)."""
+@dataclass(eq=False)
+class LoadedCodec:
+    """One codec in the line-up.
 
-    alm: Codec | None
-    encodec: Codec | None
+    Attributes:
+        label: what tables, panels and players call it ("ALMTokenizer", "EnCodec (official)").
+        codec: the model (eval mode).
+        backend: the registry name it was loaded with ("almtokenizer", "encodec", ...).
+        key: a short identifier unique in the line-up, for file names, element ids and cache
+            keys ("almtokenizer", "encodec", "encodec_official").
+    """
 
-    def all(self) -> list[Codec]:
-        return [c for c in (self.alm, self.encodec) if c is not None]
+    label: str
+    codec: Codec
+    backend: str = ""
+    key: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = slug(self.label)
+
+    @property
+    def setting(self) -> CodecSetting:
+        """The setting this codec offers (window, bandwidth or none)."""
+        return self.codec.setting()
+
+    @property
+    def source(self) -> str:
+        """Where the weights came from, as the loaders recorded it."""
+        return str(getattr(self.codec, "weights_source", "") or "checkpoint")
+
+
+def slug(text: str) -> str:
+    """ "EnCodec (official)" -> "encodec_official"."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "codec"
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """A codec to load: a backend name, optionally a path (else the backend's default paths)
+    and a label (else the backend's)."""
+
+    backend: str
+    path: Path | None = None
+    label: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CodecSpec:
+        """ "NAME", "NAME=PATH" or "NAME=PATH@LABEL" (e.g. "encodec=ckpt/enc@EnCodec small")."""
+        name, _, rest = text.partition("=")
+        path, _, label = rest.partition("@")
+        get_backend(name.strip())  # unknown names fail here, naming the known ones
+        return cls(name.strip(), Path(path) if path.strip() else None, label.strip() or None)
+
+
+def default_specs(
+    alm_checkpoint: str | Path | None = DEFAULT_ALM_CHECKPOINT,
+    encodec_checkpoint: str | Path | None = DEFAULT_ENCODEC_CHECKPOINT,
+    encodec_weights: str | Path | None = None,
+    official: bool = True,
+) -> list[CodecSpec]:
+    """ALMTokenizer, our EnCodec, and the official EnCodec when `encodec_weights` is given or
+    (with `official`) its file is in the torch hub cache. None leaves a codec out."""
+    specs = []
+    if alm_checkpoint is not None:
+        specs.append(CodecSpec("almtokenizer", Path(alm_checkpoint)))
+    if encodec_checkpoint is not None:
+        specs.append(CodecSpec("encodec", Path(encodec_checkpoint)))
+    if encodec_weights is not None:
+        specs.append(CodecSpec("encodec_official", Path(encodec_weights)))
+    elif official and BACKENDS["encodec_official"].find_default() is not None:
+        specs.append(CodecSpec("encodec_official"))
+    return specs
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """Labels made unique by numbering repeats: ["EnCodec", "EnCodec"] -> [..., "EnCodec 2"]."""
+    out: list[str] = []
+    for label in labels:
+        candidate, n = label, 1
+        while candidate in out:
+            n += 1
+            candidate = f"{label} {n}"
+        out.append(candidate)
+    return out
+
+
+def resolve_path(spec: CodecSpec, backend: Backend) -> Path:
+    """The spec's path, else the backend's first existing default; CheckpointError if none."""
+    if spec.path is not None:
+        return spec.path
+    found = backend.find_default()
+    if found is None:
+        where = ", ".join(str(p) for p in backend.default_paths()) or "(none)"
+        raise CheckpointError(f"no weights for {backend.label}: give a path (looked in {where})")
+    return found
+
+
+def load_codec_list(specs: Sequence[CodecSpec]) -> list[LoadedCodec]:
+    """Load every spec strictly, in order.
+
+    Raises:
+        CheckpointError: a missing, truncated or mismatched checkpoint (names the file).
+        ValueError: an unknown backend name.
+    """
+    backends = [get_backend(s.backend) for s in specs]
+    labels = unique_labels([s.label or b.label for s, b in zip(specs, backends)])
+    out = []
+    for spec, backend, label in zip(specs, backends, labels):
+        codec = backend.load(resolve_path(spec, backend))
+        out.append(LoadedCodec(label, codec.eval(), backend.name))
+    return out
 
 
 def load_codecs(
@@ -31,24 +147,11 @@ def load_codecs(
     encodec_checkpoint: str | Path | None = DEFAULT_ENCODEC_CHECKPOINT,
     encodec_weights: str | Path | None = None,
     encodec_bandwidth: float = 1.5,
-) -> CodecPair:
-    """Load ALMTokenizer from its checkpoint folder and EnCodec from the official weights file
-    (when given) or its checkpoint folder. None skips a codec.
-
-    Raises:
-        CheckpointError: a missing, truncated or mismatched checkpoint (names the file).
-    """
-    alm = load_codec(alm_checkpoint) if alm_checkpoint is not None else None
-    encodec: Codec | None = None
-    if encodec_weights is not None or encodec_checkpoint is not None:
-        from codec.encodec import load_encodec
-
-        weights = Path(encodec_weights) if encodec_weights is not None else None
-        if weights is not None and not weights.is_file():
-            raise CheckpointError(f"EnCodec weights file {weights} does not exist")
-        ckpt = None if weights is not None else encodec_checkpoint
-        encodec = load_encodec(weights=weights, checkpoint=ckpt, bandwidth=encodec_bandwidth)
-    for c in (alm, encodec):
-        if c is not None:
-            c.eval()
-    return CodecPair(alm, encodec)
+) -> list[LoadedCodec]:
+    """The default line-up (`default_specs`) loaded strictly, EnCodecs at `encodec_bandwidth`
+    kbps."""
+    codecs = load_codec_list(default_specs(alm_checkpoint, encodec_checkpoint, encodec_weights))
+    for c in codecs:
+        if c.setting.kind == "bandwidth":
+            c.codec.apply_setting(c.setting.check(encodec_bandwidth) or encodec_bandwidth)
+    return codecs

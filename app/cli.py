@@ -3,6 +3,11 @@
     python -m app                                  bundled checkpoints + data/demo, 127.0.0.1:7860
     python -m app --encodec-weights ~/encodec_24khz-d7cc33bc.th --dataset-root ~/good-sounds
     python -m app --port 8080 --max-seconds 20 --concurrency 2 --share
+    python -m app --codec "encodec=checkpoints/encodec_small@EnCodec small"
+
+The page answers at once; the warm-up (dataset latents of every codec, the UMAP map, probes)
+runs in the background with its progress on the page, and whatever a user asks first is
+computed on demand.
 
 Uploads larger than --max-upload-mb (default 50 MB) are refused by Gradio before they are
 stored; only the --keep-exports newest download folders per tab are kept; Gradio's copies of
@@ -39,7 +44,8 @@ log = logging.getLogger("app")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m app",
-        description="ALMTokenizer Studio: ALMTokenizer and EnCodec side by side (Gradio).",
+        description="ALMTokenizer Studio: ALMTokenizer, EnCodec and any other registered codec "
+        "side by side (Gradio).",
     )
     p.add_argument(
         "--alm-checkpoint",
@@ -57,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--encodec-weights",
         type=Path,
         default=None,
-        help="official EnCodec 24 kHz weights (encodec_24khz-d7cc33bc.th); used when "
-        "the file exists, else the EnCodec checkpoint",
+        help="official EnCodec 24 kHz weights (encodec_24khz-d7cc33bc.th), shown next to our "
+        "EnCodec (default: the torch hub cache's copy, when present)",
+    )
+    p.add_argument(
+        "--codec",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[@LABEL]",
+        help="add a codec of a registered backend (repeatable; codec/registry.py), e.g. "
+        "'encodec=checkpoints/encodec_small@EnCodec small'",
     )
     p.add_argument(
         "--dataset-root",
@@ -114,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="use at most this many dataset clips for maps and probes (default all)",
     )
     p.add_argument(
-        "--no-warmup", action="store_true", help="skip the start-up warm-up (latents, UMAP, probes)"
+        "--no-warmup",
+        action="store_true",
+        help="no background warm-up (latents, UMAP, probes): compute everything on demand",
     )
     p.add_argument(
         "--log-level",
@@ -162,6 +178,15 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             f"--encodec-weights {args.encodec_weights} is a folder; pass the .th file "
             "(or use --encodec-checkpoint for a checkpoint folder)"
         )
+    for text in args.codec:
+        name, _, rest = text.partition("=")
+        path = rest.partition("@")[0]
+        from codec.registry import BACKENDS  # only imported (torch) when --codec is used
+
+        if name not in BACKENDS:
+            parser.error(f"--codec {text}: unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+        if path and not Path(path).exists():
+            parser.error(f"--codec {text}: {path} does not exist")
     root = args.dataset_root if args.dataset_root is not None else DEFAULT_DATASET_ROOT
     if not (root / "database.sqlite").is_file():
         parser.error(f"--dataset-root {root} is not a Good-sounds root (no database.sqlite)")
@@ -183,26 +208,25 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         window=args.window,
         map_limit=args.map_limit,
         warmup=not args.no_warmup,
+        codecs=tuple(args.codec),
         explicit=frozenset(explicit),
     )
 
 
 def create_app(config: AppConfig) -> tuple[Studio, Any]:
-    """Load models and data, warm up (unless disabled) and build the page."""
+    """Load models and data and build the page (the warm-up starts in `serve`)."""
     from app.state import Studio
-    from app.ui import build_demo, initial_map, warm_tabs
+    from app.ui import build_demo
 
     studio = Studio.load(config)
-    initial = None
-    if config.warmup:
-        studio.warmup()
-        warm_tabs(studio)
-        initial = initial_map(studio)
-    return studio, build_demo(studio, initial)
+    return studio, build_demo(studio)
 
 
 def serve(studio: Studio, demo: Any, block: bool = True) -> str:
-    """Queue with the concurrency limit and launch; returns the local URL (when not blocking)."""
+    """Queue with the concurrency limit, launch, then start the background warm-up (unless
+    disabled); returns the local URL (when not blocking)."""
+    from app.ui import JS, warm_tabs
+
     cfg = studio.config
     demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
     allowed = [str(studio.out_dir)] + ([str(cfg.export_dir)] if cfg.export_dir else [])
@@ -211,13 +235,17 @@ def serve(studio: Studio, demo: Any, block: bool = True) -> str:
         server_port=cfg.port,
         share=cfg.share,
         inbrowser=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,  # the warm-up starts after launch; block_thread() below
         allowed_paths=allowed,
         max_file_size=int(cfg.max_upload_mb * 1024 * 1024),
         quiet=not block,
         footer_links=["api", "settings"],
         css=_css(),
+        js=JS,
     )
+    studio.start_warmup(first=lambda: warm_tabs(studio))
+    if block:
+        demo.block_thread()
     return local_url
 
 

@@ -11,7 +11,6 @@ DEFAULT_ALM_CHECKPOINT = REPO_ROOT / "checkpoints" / "almtokenizer_demo"
 DEFAULT_ENCODEC_CHECKPOINT = REPO_ROOT / "checkpoints" / "encodec_demo"
 DEFAULT_DATASET_ROOT = REPO_ROOT / "data" / "demo"
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "latents"
-BANDWIDTHS = (1.5, 3.0, 6.0, 12.0, 24.0)
 WINDOW_MIN, WINDOW_MAX = 2, 10
 DEFAULT_TRAVERSAL = ("bass A3", "clarinet A6")
 SPEECH_KLASS = "speech"
@@ -39,7 +38,8 @@ class AppConfig:
             which needs the file on disk).
         window: the ALMTokenizer window every tab starts at (the map is fitted at it).
         map_limit: at most this many dataset clips in maps and probes (None: all).
-        warmup: extract latents and fit the default map before serving.
+        warmup: extract latents and fit the default map in the background once serving.
+        codecs: more codecs to show, as `NAME=PATH[@LABEL]` of `codec.registry` backends.
         explicit: names of the path options the user gave (a missing explicit path is an
             error; a missing default one falls back with a banner).
     """
@@ -60,4 +60,5 @@ class AppConfig:
     window: int = 4
     map_limit: int | None = None
     warmup: bool = True
+    codecs: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()

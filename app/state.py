@@ -1,21 +1,27 @@
-"""What the app holds while it runs: the two codecs, the dataset, caches, and the warm-up.
+"""What the app holds while it runs: the line-up of codecs, the dataset, caches, the warm-up.
 
 `Studio` is created once at start-up (`Studio.load(config)`) and shared by every tab. It loads
-ALMTokenizer and EnCodec (falling back to untrained random-init models, with a log line and a
-page banner, when the bundled checkpoints are missing), lists the dataset (Good-sounds layout),
-and keeps the caches that make repeated clicks cheap:
+a list of codecs (`analysis.models.LoadedCodec`: label, model, the setting it offers), by
+default ALMTokenizer, our EnCodec and, when its weights file is present, the official EnCodec;
+a missing bundled checkpoint falls back to an untrained random-init model with a log line and a
+page banner. It lists the dataset (Good-sounds layout) and keeps the caches that make repeated
+clicks cheap:
 
-- per-clip results keyed by the clip's content hash and the setting (window for ALMTokenizer,
-  bandwidth for EnCodec), so moving the window slider never recomputes EnCodec;
+- per-clip results keyed by the clip's content hash, the codec's key and its setting (window or
+  bandwidth), so moving one codec's control never recomputes another codec's column;
 - latent maps, probe scores and group centroids (through `analysis`' own caches).
 
-`warmup()` extracts the dataset latents, fits the default UMAP map and probes, so the first
-click on any tab does not pay for them.
+The warm-up (`start_warmup`, a background thread started once the page is served) extracts
+the dataset latents, fits the default UMAP map, probes and computes the default traversal's
+centroids; `warmup_status` reports its progress on the page. Whatever a user asks before it is
+done is computed on demand (with a progress bar), and the warm-up steps aside while a request
+runs.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import re
 import shutil
@@ -23,21 +29,19 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from analysis.codec_ops import effective_window, state_dict_hash
 from analysis.dataset import load_items
 from analysis.groups import describe_groups, group_centroid, parse_group
-from analysis.latents import extract_latents
-from analysis.maps import LatentMap, build_latent_map
-from analysis.probe import ProbeScores, probe_latents
+from analysis.latents import LatentSet, extract_latents
+from analysis.models import CodecSpec, LoadedCodec, resolve_path, unique_labels
 from app.config import (  # noqa: F401 - re-exported for the tabs
-    BANDWIDTHS,
     DEFAULT_TRAVERSAL,
     SPEECH_KLASS,
     WINDOW_MAX,
@@ -45,13 +49,18 @@ from app.config import (  # noqa: F401 - re-exported for the tabs
     AppConfig,
 )
 from codec.base import Codec
-from codec.checkpoint import CheckpointError, load_codec
+from codec.checkpoint import CheckpointError
 from codec.data.goodsounds import GOODSOUNDS_INSTRUMENTS, GoodSoundsItem
+from codec.registry import RANDOM_INIT, get_backend, untrained
+
+if TYPE_CHECKING:  # maps and probes import scikit-learn: loaded on first use, not at start-up
+    from analysis.maps import LatentMap
+    from analysis.probe import ProbeScores
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RANDOM_INIT = "random-init (untrained)"
+WARMUP_SLICE = 24  # clips per warm-up latent step (the warm-up yields to requests in between)
 
 
 class LRU:
@@ -60,22 +69,36 @@ class LRU:
     def __init__(self, maxsize: int = 64) -> None:
         self.maxsize = maxsize
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return self._data[key]
-            self.misses += 1
-        value = compute()  # outside the lock: other keys are not blocked
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+        """The cached value of `key`, else `compute()` (once: concurrent callers of the same
+        key wait for the first one's result instead of computing it again)."""
+        while True:
+            with self._lock:
+                if key in self._data:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return self._data[key]
+                pending = self._pending.get(key)
+                if pending is None:
+                    self.misses += 1
+                    pending = self._pending[key] = threading.Event()
+                    break
+            pending.wait()  # another thread computes it; then read it (or retry if it failed)
+        try:
+            value = compute()  # outside the lock: other keys are not blocked
+            with self._lock:
+                self._data[key] = value
+                while len(self._data) > self.maxsize:
+                    self._data.popitem(last=False)
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            pending.set()
         return value
 
     def __contains__(self, key: Hashable) -> bool:
@@ -108,53 +131,99 @@ def sound_label(item: GoodSoundsItem) -> str:
 
 
 @dataclass
+class WarmupStatus:
+    """Progress of the background warm-up, shown on the page (thread-safe enough: single
+    writer, readers take a snapshot of plain values)."""
+
+    state: str = "idle"  # idle | running | done | failed | off
+    step: str = ""
+    fraction: float = 0.0
+    started: float | None = None
+    seconds: float | None = None
+    error: str = ""
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def markdown(self) -> str:
+        if self.state == "running":
+            return (
+                f"Warming up in the background ({self.fraction:.0%}): {self.step}. The page "
+                "works meanwhile: what you ask first is computed on demand."
+            )
+        if self.state == "done":
+            return f"Ready: dataset latents, maps and probes warmed up in {self.seconds:.0f} s."
+        if self.state == "failed":
+            return f"Warm-up stopped ({self.error}); everything is computed on demand."
+        if self.state == "off":
+            return "Warm-up off (--no-warmup): everything is computed on demand."
+        return "Warm-up starts when the page is served."
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the warm-up finished (done or failed); False on timeout."""
+        return self.finished.wait(timeout)
+
+
+@dataclass
 class Studio:
-    """The loaded models, dataset and caches shared by every tab."""
+    """The loaded codecs, dataset and caches shared by every tab.
+
+    Attributes:
+        codecs: the line-up, in display order (see `analysis.models.LoadedCodec`).
+    """
 
     config: AppConfig
-    alm: Codec
-    encodec: Codec
+    codecs: list[LoadedCodec]
     items: list[GoodSoundsItem]
     notices: list[str] = field(default_factory=list)
     out_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="almstudio-")))
     results: LRU = field(default_factory=lambda: LRU(128))
     maps: LRU = field(default_factory=lambda: LRU(16))
     probes: LRU = field(default_factory=lambda: LRU(16))
-    encodec_lock: threading.Lock = field(default_factory=threading.Lock)
+    latents: LRU = field(default_factory=lambda: LRU(32))
     map_lock: threading.Lock = field(default_factory=threading.Lock)
     export_lock: threading.Lock = field(default_factory=threading.Lock)
-    warmup_seconds: float | None = None
+    warmup_status: WarmupStatus = field(default_factory=WarmupStatus)
+    _active: int = 0
+    _active_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
     def load(cls, config: AppConfig) -> Studio:
-        """Load both codecs and the dataset.
+        """Load the codecs and the dataset.
 
         Raises:
             CheckpointError: an explicitly given or a present-but-broken checkpoint.
             FileNotFoundError / ValueError: a dataset root that is not Good-sounds layout.
         """
         notices: list[str] = []
-        alm = load_alm(config, notices)
-        encodec = load_encodec_model(config, notices)
+        codecs = load_lineup(config, notices)
         items = load_items(config.dataset_root)
         if config.map_limit is not None and len(items) > config.map_limit:
             step = -(-len(items) // config.map_limit)
             items = items[::step]
         export = config.export_dir
-        studio = cls(config, alm, encodec, items, notices)
+        studio = cls(config, codecs, items, notices)
         atexit.register(shutil.rmtree, studio.out_dir, ignore_errors=True)
         if export is None:
             studio.config.export_dir = studio.out_dir / "exports"
         for n in notices:
             log.warning(n)
         log.info(
-            "dataset %s: %d clips (%d instruments)",
+            "codecs: %s; dataset %s: %d clips (%d instruments)",
+            ", ".join(f"{c.label} ({c.source})" for c in codecs),
             config.dataset_root,
             len(items),
             len({it.instrument for it in items}),
         )
+        if not config.warmup:
+            studio.warmup_status.state = "off"
         return studio
+
+    def codec(self, key: str) -> LoadedCodec:
+        """The line-up entry with this key ("almtokenizer", "encodec", "encodec_official")."""
+        for c in self.codecs:
+            if c.key == key:
+                return c
+        raise KeyError(f"no codec {key!r} in the line-up ({[c.key for c in self.codecs]})")
 
     # --- catalogue ---------------------------------------------------------------------------
     @property
@@ -232,50 +301,32 @@ class Studio:
                 shutil.rmtree(old, ignore_errors=True)
         return folder
 
-    # --- codecs ------------------------------------------------------------------------------
-    @property
-    def bandwidths(self) -> tuple[float, ...]:
-        """EnCodec bandwidths (kbps) the loaded model supports: the official 1.5 ... 24, or
-        the subset a smaller trained baseline was configured with."""
-        cfg = getattr(self.encodec, "config", None)
-        have = getattr(cfg, "target_bandwidths", None)
-        return tuple(float(b) for b in have) if have else BANDWIDTHS
-
-    def codecs(self) -> list[tuple[str, Codec]]:
-        return [("ALMTokenizer", self.alm), ("EnCodec", self.encodec)]
-
-    def encodec_reconstruct(self, wav: torch.Tensor, bandwidth: float) -> tuple[Any, torch.Tensor]:
-        """EnCodec encode + decode at `bandwidth` kbps: (Encoded, waveform `[1, 1, N]`).
-
-        The bandwidth is model state, so setting it and encoding happen under one lock."""
-        with self.encodec_lock, torch.inference_mode():
-            set_bw = getattr(self.encodec, "set_bandwidth", None)
-            if set_bw is not None:
-                set_bw(float(bandwidth))
-            enc = self.encodec.encode(wav, None)
-            out = self.encodec.decode(enc.quantized, None, num_samples=wav.shape[-1])
-            bitrate = float(self.encodec.bitrate(None))
-            n_q = int(self.encodec.num_codebooks)
-        enc.bitrate, enc.n_q = bitrate, n_q  # type: ignore[attr-defined]
-        return enc, out
-
     # --- analysis caches ---------------------------------------------------------------------
     def map_window(self, window: int | None) -> int:
         return int(window) if window is not None else self.config.window
 
+    def latent_set(self, entry: LoadedCodec, window: int, progress: bool = True) -> LatentSet:
+        """The dataset latents of one codec at `window` (disk-cached by `analysis`; computed
+        once even when the warm-up and a request ask at the same time)."""
+        win = effective_window(entry.codec, window)
+        return self.latents.get_or_compute(
+            (entry.key, win),
+            lambda: extract_latents(
+                entry.codec, self.items, win, cache_dir=self.config.cache_dir, progress=progress
+            ),
+        )
+
     def probe_scores(self, window: int) -> dict[str, dict[str, ProbeScores]]:
-        """{codec name: {attribute: scores}} of the dataset latents at `window` (cached)."""
+        """{codec label: {attribute: scores}} of the dataset latents at `window` (cached)."""
+        from analysis.probe import probe_latents
 
         def compute() -> dict[str, dict[str, ProbeScores]]:
-            out = {}
-            for _, codec in self.codecs():
-                lat = extract_latents(
-                    codec, self.items, window, cache_dir=self.config.cache_dir, progress=True
-                )
-                out[codec.name] = probe_latents(lat.pooled, self.items, codec.name)
-            return out
+            return {
+                c.label: probe_latents(self.latent_set(c, window).pooled, self.items, c.key)
+                for c in self.codecs
+            }
 
-        key = (window, *(effective_window(c, window) for _, c in self.codecs()))
+        key = (window, *(effective_window(c.codec, window) for c in self.codecs))
         return self.probes.get_or_compute(key, compute)
 
     def latent_map(
@@ -285,12 +336,14 @@ class Studio:
         window: int | None = None,
         uploads: Sequence[tuple[str, torch.Tensor]] = (),
     ) -> LatentMap:
-        """Both codecs' map of the dataset (fitted projections are cached by `analysis`)."""
+        """Every codec's map of the dataset (fitted projections are cached by `analysis`)."""
+        from analysis.maps import build_latent_map
+
         win = self.map_window(window)
         scores = self.probe_scores(win)
         with self.map_lock:
             return build_latent_map(
-                [c for _, c in self.codecs()],
+                [c.codec for c in self.codecs],
                 self.items,
                 window=win,
                 method=method,
@@ -298,29 +351,90 @@ class Studio:
                 uploads=uploads,
                 probe_scores=scores,
                 cache_dir=self.config.cache_dir,
+                labels=[c.label for c in self.codecs],
             )
 
-    # --- warm-up -----------------------------------------------------------------------------
+    # --- requests and the warm-up ------------------------------------------------------------
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Mark a user request in flight: the background warm-up waits until none is."""
+        with self._active_lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _yield_to_requests(self) -> None:
+        while self._active > 0:
+            time.sleep(0.05)
+
+    def start_warmup(self, first: Callable[[], None] | None = None) -> threading.Thread | None:
+        """Run `warmup` in a daemon thread (once; not when the config turns it off); `first`
+        runs in that thread before it (e.g. the Reconstruct tab's first example)."""
+        if not self.config.warmup or self.warmup_status.state != "idle":
+            return None
+        self.warmup_status.state = "running"
+
+        def run() -> None:
+            try:
+                if first is not None:
+                    self.warmup_status.step = "the first example"
+                    first()
+                self.warmup()
+            except Exception as e:  # the app keeps working; everything is computed on demand
+                log.exception("warm-up failed")
+                self.warmup_status.state, self.warmup_status.error = "failed", str(e)
+            finally:
+                self.warmup_status.finished.set()
+
+        thread = threading.Thread(target=run, name="studio-warmup", daemon=True)
+        thread.start()
+        return thread
+
     def warmup(self) -> float:
         """Extract the dataset latents, fit the default map, probe, compute the default
         traversal's centroids and run each codec once. Returns the seconds it took."""
-        t0 = time.perf_counter()
+        st = self.warmup_status
+        st.state, st.started = "running", time.perf_counter()
         win = self.config.window
-        log.info("warm-up: latents, UMAP map and probes at window %d ...", win)
+        wav = torch.zeros(1, 1, 12000)
+        for c in self.codecs:
+            self._yield_to_requests()
+            st.step = f"first run of {c.label}"
+            with c.codec.use_setting(c.setting.default) as window, torch.inference_mode():
+                c.codec.reconstruct(wav, window)
+        cache = self.config.cache_dir
+        for k, c in enumerate(self.codecs):
+            cw = effective_window(c.codec, win)
+            if cache is not None:  # in slices, so requests can go first in between
+                for start in range(0, len(self.items), WARMUP_SLICE):
+                    self._yield_to_requests()
+                    if (c.key, cw) in self.latents:
+                        break
+                    st.step = f"dataset latents, {c.label} ({start}/{len(self.items)} clips)"
+                    st.fraction = 0.8 * (k + start / len(self.items)) / len(self.codecs)
+                    part = self.items[start : start + WARMUP_SLICE]
+                    extract_latents(c.codec, part, cw, cache_dir=cache, progress=False)
+            self._yield_to_requests()
+            self.latent_set(c, win, progress=False)
+        self._yield_to_requests()
+        st.step, st.fraction = "probes and the UMAP map (compiles numba once)", 0.8
+        log.info("warm-up: UMAP map and probes at window %d ...", win)
         self.latent_map("umap", "instrument", win)
+        st.step, st.fraction = "default traversal centroids", 0.95
         for text in self.default_waypoints():
-            for _, codec in self.codecs():
+            for c in self.codecs:
+                self._yield_to_requests()
                 try:
-                    group_centroid(codec, self.items, parse_group(text), win, self.config.cache_dir)
+                    group_centroid(c.codec, self.items, parse_group(text), win, cache)
                 except ValueError as e:
                     log.warning("warm-up: no centroid for %r: %s", text, e)
-        wav = torch.zeros(1, 1, self.alm.sample_rate // 2)
-        with torch.inference_mode():
-            self.alm.reconstruct(wav, win)
-        self.encodec_reconstruct(wav, self.bandwidths[0])
-        self.warmup_seconds = time.perf_counter() - t0
-        log.info("warm-up done in %.1f s", self.warmup_seconds)
-        return self.warmup_seconds
+        st.seconds = time.perf_counter() - st.started
+        st.state, st.step, st.fraction = "done", "", 1.0
+        log.info("warm-up done in %.1f s", st.seconds)
+        return st.seconds
 
 
 def _mtime(path: Path) -> float:
@@ -331,68 +445,76 @@ def _mtime(path: Path) -> float:
 
 
 # --- model loading -----------------------------------------------------------------------------
-def _identify(model: Codec) -> Codec:
-    """Give a model that was not loaded from a checkpoint folder a content identity, so the
-    latent cache never mixes it up with another random-init model."""
-    model.checkpoint_hash = "sd-" + state_dict_hash(model)  # type: ignore[attr-defined]
-    model.weights_source = RANDOM_INIT  # type: ignore[attr-defined]
-    return model
-
-
-def weights_source(model: Codec, path: Path | None = None) -> str:
+def weights_source(entry: LoadedCodec) -> str:
     """Where a codec's weights came from, for the page and the benchmark."""
-    src = getattr(model, "weights_source", None)
-    if src:
-        return str(src)
-    return f"checkpoint:{path}" if path is not None else "checkpoint"
+    return entry.source
 
 
-def load_alm(config: AppConfig, notices: list[str]) -> Codec:
-    """ALMTokenizer from `config.alm_checkpoint`; an untrained demo-preset model (with a
-    notice) when the default folder is missing."""
+def _untrained(name: str, notices: list[str], notice: str) -> tuple[str, Codec, str]:
+    backend = get_backend(name)
+    notices.append(notice)
+    return backend.label, untrained(backend, state_dict_hash), backend.name
+
+
+def _load(name: str, path: Path, label: str | None = None) -> tuple[str, Codec, str]:
+    backend = get_backend(name)
+    return label or backend.label, backend.load(path), backend.name
+
+
+def load_lineup(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
+    """The app's codecs, in this order:
+
+    1. ALMTokenizer from `config.alm_checkpoint` (an untrained demo-preset model, with a
+       notice, when the default folder is missing);
+    2. our EnCodec from `config.encodec_checkpoint` (when missing: left out if the official
+       EnCodec is there, else an untrained random-init EnCodec with a notice);
+    3. the official EnCodec from `config.encodec_weights` (a notice when that file is missing)
+       or the torch hub cache;
+    4. every `config.codecs` spec (`--codec NAME=PATH[@LABEL]`), strictly.
+
+    Labels are made unique by numbering; EnCodecs start at their lowest bandwidth.
+    """
+    found: list[tuple[str, Codec, str]] = []
     path = Path(config.alm_checkpoint)
     if path.exists() or "alm_checkpoint" in config.explicit:
-        model = load_codec(path)
-        if model.name != "almtokenizer":
-            raise CheckpointError(f"{path} holds a {model.name} checkpoint, not almtokenizer")
-        return model.eval()
-    from codec.almtokenizer import ALMTokenizer, preset
-
-    notices.append(
-        f"ALMTokenizer checkpoint {path} not found: using an UNTRAINED random-init model "
-        "(demo preset), so its audio is noise. Train one (python -m codec.train) or pass "
-        "--alm-checkpoint."
-    )
-    torch.manual_seed(0)
-    return _identify(ALMTokenizer(preset("demo")).eval())
-
-
-def load_encodec_model(config: AppConfig, notices: list[str]) -> Codec:
-    """EnCodec, in this order: the official weights file (`--encodec-weights`, when it exists),
-    an explicitly given checkpoint, the official file in the torch hub cache, the default
-    checkpoint folder, else an untrained random-init model (with a notice)."""
-    from codec.encodec import EnCodecCodec, EnCodecConfig, load_encodec, official_weight_candidates
-
-    bw = 1.5  # every EnCodec configuration has it; the UI then picks from the model's list
+        found.append(_load("almtokenizer", path))
+    else:
+        found.append(_untrained("almtokenizer", notices,
+            f"ALMTokenizer checkpoint {path} not found: using an UNTRAINED random-init model "
+            "(demo preset), so its audio is noise. Train one (python -m codec.train) or pass "
+            "--alm-checkpoint."))  # fmt: skip
+    official = None
     weights = config.encodec_weights
-    if weights is not None:
-        if Path(weights).is_file():
-            return load_encodec(weights=weights, bandwidth=bw)
-        notices.append(f"EnCodec weights file {weights} not found: using the EnCodec checkpoint.")
+    if weights is not None and Path(weights).is_file():
+        official = _load("encodec_official", Path(weights))
+    else:
+        if weights is not None:
+            notices.append(
+                f"EnCodec weights file {weights} not found: using the EnCodec checkpoint."
+            )
+        hub = get_backend("encodec_official").find_default()
+        official = _load("encodec_official", hub) if hub is not None else None
     ckpt = Path(config.encodec_checkpoint)
-    if "encodec_checkpoint" in config.explicit:
-        return load_encodec(checkpoint=ckpt, bandwidth=bw)
-    official = next((p for p in official_weight_candidates() if p.is_file()), None)
+    if ckpt.exists() or "encodec_checkpoint" in config.explicit:
+        found.append(_load("encodec", ckpt))
+    elif official is None:
+        found.append(_untrained("encodec", notices,
+            f"EnCodec checkpoint {ckpt} not found and no official weights: using an UNTRAINED "
+            "random-init EnCodec, so its audio is noise. Pass --encodec-weights "
+            "(encodec_24khz-d7cc33bc.th) or --encodec-checkpoint."))  # fmt: skip
     if official is not None:
-        return load_encodec(weights=official, bandwidth=bw)
-    if ckpt.exists():
-        return load_encodec(checkpoint=ckpt, bandwidth=bw)
-    notices.append(
-        f"EnCodec checkpoint {ckpt} not found and no official weights: using an UNTRAINED "
-        "random-init EnCodec, so its audio is noise. Pass --encodec-weights "
-        "(encodec_24khz-d7cc33bc.th) or --encodec-checkpoint."
-    )
-    torch.manual_seed(0)
-    model = EnCodecCodec(EnCodecConfig())
-    model.set_bandwidth(bw)
-    return _identify(model.eval())
+        found.append(official)
+    for text in config.codecs:
+        spec = CodecSpec.parse(text)
+        found.append(_load(spec.backend, resolve_path(spec, get_backend(spec.backend)), spec.label))
+    labels = unique_labels([label for label, _, _ in found])
+    out = [LoadedCodec(label, model.eval(), name) for label, (_, model, name) in zip(labels, found)]
+    if len({c.key for c in out}) != len(out):
+        raise CheckpointError(f"codec labels must differ: {[c.label for c in out]}")
+    for entry in out:
+        if entry.setting.kind == "bandwidth":  # every EnCodec starts at its lowest bandwidth
+            entry.codec.apply_setting(min(entry.setting.choices))
+    return out
+
+
+__all__ = ["RANDOM_INIT", "LRU", "Sound", "Studio", "WarmupStatus", "load_lineup"]

@@ -7,7 +7,8 @@ Weights: bundled checkpoints under checkpoints/ (EnCodec: also the official file
 hub cache) when present, else randomly initialised models of the same architecture; which one
 was used is printed (speed does not depend on the weights' values).
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.bench_tokenize --clips 40
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_tokenize.py --clips 40
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.bench_tokenize --clips 40   # the same
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+# Runnable as `python bench/bench_tokenize.py` (as the README writes it) and as a module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codec.base import Codec
-from codec.checkpoint import load_codec
-from codec.tokenizer import encode_dataset
-from codec.tokenizer.inputs import ClipInput, list_inputs
+import torch  # noqa: E402
+
+from codec.base import Codec  # noqa: E402
+from codec.checkpoint import load_codec  # noqa: E402
+from codec.tokenizer import encode_dataset  # noqa: E402
+from codec.tokenizer.inputs import ClipInput, list_inputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

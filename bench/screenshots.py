@@ -4,7 +4,7 @@
     python bench/screenshots.py --alm-checkpoint DIR --out docs/screenshots
 
 Starts the app in-process on a free port (same flags as `python -m app`), then in headless
-chromium: Reconstruct (a bundled speech clip uploaded), Latent map (the warm-up's UMAP map),
+chromium: Reconstruct (a bundled speech clip uploaded), Latent map (the default UMAP map),
 Traversal (the default bass A3 -> clarinet A6 glide) and Timbre transfer (the speech clip toward
 cello). Re-run it after training so the pictures show the trained checkpoints; when the bundled
 checkpoints are missing the page (and so every picture) carries the random-init banner.
@@ -77,9 +77,9 @@ def take(url: str, clip: Path, out: Path) -> list[Path]:
             page.wait_for_selector("#input_audio input[type=file]", state="attached")
 
             page.set_input_files("#input_audio input[type=file]", str(clip))
-            _wait_text(page, "alm_info", "tokens/s")
+            _wait_text(page, "almtokenizer_info", "tokens/s")
             _wait_text(page, "encodec_info", "tokens/s")
-            _wait_plots(page, "original_spec", "alm_spec", "encodec_spec")
+            _wait_plots(page, "original_spec", "almtokenizer_spec", "encodec_spec")
             shots.append(_shot(page, out, "reconstruct"))
 
             _open_tab(page, "Latent map")
@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     studio, demo = create_app(cfg)
     url = serve(studio, demo, block=False)
-    print(f"app ready in {time.perf_counter() - t0:.1f} s at {url}")
+    print(f"app answers in {time.perf_counter() - t0:.1f} s at {url}")
+    studio.warmup_status.wait()  # the pictures show the warmed-up app (map drawn at once)
+    print(f"warm-up done after {time.perf_counter() - t0:.1f} s")
     for notice in studio.notices:
         print(f"note: {notice}")
     speech = next((s for s in studio.examples() if s.is_speech), studio.examples()[0])

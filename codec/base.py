@@ -8,16 +8,80 @@ the JSON-serialisable dict returned by `config_dict()`; `save_pretrained` / `fro
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 SAMPLE_RATE = 24000
+WINDOWS: tuple[int, ...] = tuple(range(2, 11))  # the paper's window sizes w
+SettingKind = Literal["window", "bandwidth", "none"]
+
+
+@dataclass(frozen=True)
+class CodecSetting:
+    """The one inference knob a codec offers, for UIs and CLIs.
+
+    Attributes:
+        kind: "window" (ALMTokenizer: frames per token, passed to encode/decode), "bandwidth"
+            (EnCodec: kbps, i.e. how many RVQ codebooks `encode` uses; model state) or "none".
+        choices: the allowed values (windows 2..10, bandwidths in kbps); empty for "none".
+        default: the value a UI starts at (for a bandwidth: the one in use now).
+    """
+
+    kind: SettingKind
+    choices: tuple[float, ...] = ()
+    default: float | None = None
+
+    def check(self, value: Any) -> float | None:
+        """`value` as an allowed choice (int for windows); ValueError naming the choices."""
+        if self.kind == "none":
+            return None
+        text = str(value).replace("kbps", "").strip() if value is not None else ""
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if self.kind == "window" and v == round(v):
+            v = int(v)
+        if v not in self.choices:
+            allowed = ", ".join(f"{c:g}" for c in self.choices)
+            unit = " kbps" if self.kind == "bandwidth" else ""
+            raise ValueError(f"{self.kind} must be one of {allowed}{unit}, got {value!r}")
+        return v
+
+    def label(self, value: float | None) -> str:
+        """ "w=6", "1.5 kbps" or "default"."""
+        if self.kind == "window" and value is not None:
+            return f"w={int(value)}"
+        if self.kind == "bandwidth" and value is not None:
+            return f"{value:g} kbps"
+        return "default"
+
+    def window(self, value: float | None) -> int | None:
+        """The `window` argument of encode/decode for this setting value (None unless the
+        setting is a window)."""
+        return int(value) if self.kind == "window" and value is not None else None
+
+
+_SETTING_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _setting_lock(module: nn.Module) -> threading.RLock:
+    with _LOCKS_LOCK:
+        lock = _SETTING_LOCKS.get(module)
+        if lock is None:
+            lock = _SETTING_LOCKS[module] = threading.RLock()
+        return lock
 
 
 @dataclass
@@ -61,10 +125,18 @@ class Codec(nn.Module, ABC):
     """Abstract audio codec: waveform <-> latents <-> codes.
 
     Subclasses set `name` (the `codec` field of config.json) and implement the abstract methods.
+
+    Attributes:
+        checkpoint_hash: content hash of the checkpoint a loader read (set by
+            `codec.checkpoint.load_codec` and the backends' loaders; absent on unsaved models).
+        weights_source: where the weights came from ("checkpoint:<path>", "official:<path>",
+            "random-init (untrained)"), for pages and logs; absent when unknown.
     """
 
     name: str = "codec"
     sample_rate: int = SAMPLE_RATE
+    checkpoint_hash: str
+    weights_source: str
 
     # --- description -------------------------------------------------------------------------
     @property
@@ -93,6 +165,51 @@ class Codec(nn.Module, ABC):
     def num_frames(self, num_samples: int, window: int | None = None) -> int:
         """Number of latent frames T for a waveform of `num_samples` samples."""
         return math.ceil(num_samples * self.frame_rate(window) / self.sample_rate)
+
+    # --- the setting a codec offers ----------------------------------------------------------
+    def setting(self) -> CodecSetting:
+        """The inference knob this codec offers. Default: a window 2..10 when the frame rate
+        depends on it (ALMTokenizer), else none. Backends with another knob override this and
+        `apply_setting` (EnCodec: bandwidth)."""
+        if len({float(self.frame_rate(w)) for w in (WINDOWS[0], WINDOWS[-1])}) > 1:
+            return CodecSetting("window", tuple(float(w) for w in WINDOWS), 6)
+        return CodecSetting("none")
+
+    def apply_setting(self, value: float) -> float | None:
+        """Make a stateful setting (not a window) current; returns the previous value.
+        Codecs whose setting is a call argument (window) or that have none keep this no-op."""
+        return None
+
+    @contextlib.contextmanager
+    def use_setting(self, value: Any) -> Iterator[int | None]:
+        """Run a block at setting `value`; yields the `window` argument for encode/decode.
+
+        A stateful setting (EnCodec's bandwidth) is applied under a per-model lock, held for
+        the whole block so concurrent users never see each other's value, and restored after.
+
+            with codec.use_setting(1.5) as window:
+                enc = codec.encode(wav, window)
+
+        Raises:
+            ValueError: `value` is not one of `setting().choices`.
+        """
+        spec = self.setting()
+        v = spec.check(value)
+        if spec.kind != "bandwidth" or v is None:
+            yield spec.window(v)
+            return
+        with _setting_lock(self):
+            before = self.apply_setting(v)
+            try:
+                yield None
+            finally:
+                if before is not None:
+                    self.apply_setting(before)
+
+    def latent_config_dict(self) -> dict[str, Any]:
+        """`config_dict()` less the settings that never change the continuous latents (e.g.
+        EnCodec's bandwidth, which only selects codebooks); the identity of unsaved models."""
+        return self.config_dict()
 
     # --- inference ---------------------------------------------------------------------------
     @abstractmethod

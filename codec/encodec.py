@@ -27,11 +27,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from codec.base import SAMPLE_RATE, Codec, Encoded, TrainOutput, fit_length
+from codec.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, fit_length
 from codec.checkpoint import CheckpointError, load_codec, load_state_strict, register_codec
-from codec.init import OUTPUT_INIT_SCALE, scale_output_conv_
+from codec.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -39,6 +38,7 @@ with warnings.catch_warnings():
     from encodec.quantization import ResidualVectorQuantizer
 
 log = logging.getLogger(__name__)
+_he_init_ = he_init_  # the former name (codec/init.py holds the init helpers now)
 
 OFFICIAL_NAME = "encodec_24khz-d7cc33bc.th"
 OFFICIAL_SHA256_PREFIX = "d7cc33bc"
@@ -235,7 +235,7 @@ class EnCodecCodec(Codec):
         self._bandwidth_rng = random.Random(0)
         self._weights_source: str | None = None
         self.checkpoint_hash = "random-init"  # load_codec / load_official overwrite it
-        _he_init_(self)
+        he_init_(self)
         # He-normal alone starts the decoder ~100x louder than its input and L1 training then
         # collapsed to an input-independent tone; a 0.01 output conv starts near the input level
         # (measured: see codec/init.py).
@@ -288,6 +288,25 @@ class EnCodecCodec(Codec):
                 f"EnCodec supports bandwidths {self.config.target_bandwidths} kbps, got {kbps}"
             )
         self.bandwidth = kbps
+
+    def setting(self) -> CodecSetting:
+        """The bandwidth in kbps (the configured `target_bandwidths`); the default is the
+        bandwidth in use."""
+        choices = tuple(float(b) for b in self.config.target_bandwidths)
+        return CodecSetting("bandwidth", choices, float(self.bandwidth))
+
+    def apply_setting(self, value: float) -> float:
+        """`set_bandwidth(value)`; returns the previous bandwidth."""
+        before = self.bandwidth
+        self.set_bandwidth(value)
+        return before
+
+    def latent_config_dict(self) -> dict[str, Any]:
+        """The config less the bandwidths: they select codebooks, never change the latents."""
+        d = self.config_dict()
+        for key in ("bandwidth", "train_bandwidths"):
+            d.pop(key, None)
+        return d
 
     # --- inference ---------------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, window: int | None = None) -> Encoded:
@@ -414,33 +433,6 @@ def _commit_loss(
         losses.append(F.mse_loss(q, residual))
         residual = residual - q
     return torch.stack(losses).mean()
-
-
-@torch.no_grad()
-def _he_init_(model: nn.Module) -> None:
-    """He-normal conv weights and zero biases.
-
-    The package's default (uniform, fan-in scaled by 1/sqrt(3)) init makes the untrained
-    encoder's output nearly independent of its input. Weight-normed convs get v = w and
-    g = ||w|| so that the effective weight is exactly the He-normal draw.
-    """
-    for m in model.modules():
-        if not isinstance(m, nn.Conv1d | nn.ConvTranspose1d):
-            continue
-        weight = m.weight_v if hasattr(m, "weight_v") else m.weight
-        k = weight.shape[-1]
-        if isinstance(m, nn.ConvTranspose1d):  # weight [C_in, C_out, k]
-            fan_in = weight.shape[0] * k / m.stride[0]
-        else:  # weight [C_out, C_in / groups, k]
-            fan_in = weight.shape[1] * k
-        w = torch.randn_like(weight) * math.sqrt(2.0 / fan_in)
-        if hasattr(m, "weight_v"):
-            m.weight_v.copy_(w)
-            m.weight_g.copy_(torch.norm_except_dim(w, 2, 0))
-        else:
-            m.weight.copy_(w)
-        if m.bias is not None:
-            m.bias.zero_()
 
 
 # --- weights -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 assets = make_app_assets(tmp_path)   # assets.alm, assets.encodec, assets.dataset, assets.clip
 config = assets.config(port=free_port())
+
+Tests get them through the `assets` fixture of tests/conftest.py (one set per test module).
 """
 
 from __future__ import annotations

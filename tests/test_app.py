@@ -31,19 +31,15 @@ from app.config import AppConfig  # noqa: E402
 from app.errors import user_message  # noqa: E402
 from app.state import Studio  # noqa: E402
 from codec.audio import AudioError  # noqa: E402
-from tests.test_app_support import AppAssets, free_port, make_app_assets  # noqa: E402
+from tests.app_assets import AppAssets, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 API_NAMES = {
     "reconstruct", "load_example", "set_window", "set_bandwidth", "latent_map", "play_sound",
-    "traverse", "transfer", "timbre_notes", "timbre_source",
+    "traverse", "transfer", "timbre_notes", "timbre_source", "pick_point", "show_map",
+    "warmup_status",
 }  # fmt: skip
 CLIP_SAMPLES = int(round(1.2 * 24000))  # the 1.2 s 44.1 kHz stereo clip, at 24 kHz
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> AppAssets:
-    return make_app_assets(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +47,9 @@ def server(assets: AppAssets):
     """(studio, demo, url) of a running app; closed after the module."""
     studio, demo = create_app(assets.config(port=free_port()))
     url = serve(studio, demo, block=False)
+    # the page answers at once; tests that count cache misses need the background warm-up done
+    assert studio.warmup_status.wait(600), studio.warmup_status.markdown()
+    assert studio.warmup_status.state == "done", studio.warmup_status.markdown()
     yield studio, demo, url
     demo.close()
 
@@ -143,12 +142,13 @@ def test_missing_encodec_weights_fall_back_to_checkpoint(assets: AppAssets, tmp_
     cfg = assets.config(encodec_weights=tmp_path / "encodec_24khz-d7cc33bc.th", warmup=False)
     studio = Studio.load(cfg)
     assert any("weights file" in n and "using the EnCodec checkpoint" in n for n in studio.notices)
-    assert studio.encodec.weights_source == f"checkpoint:{assets.encodec}"
+    assert [c.key for c in studio.codecs] == ["almtokenizer", "encodec"]
+    assert studio.codec("encodec").codec.weights_source == f"checkpoint:{assets.encodec}"
 
 
 def test_bandwidth_choices_follow_the_encodec_model(assets: AppAssets, tmp_path) -> None:
     """A small trained baseline (configs/encodec_demo.yaml) supports only 1.5 / 3 / 6 kbps."""
-    from app.tabs.reconstruct import check_bandwidth
+    from app.tabs.reconstruct import check_setting
     from app.ui import build_demo
     from codec.encodec import EnCodecCodec
 
@@ -157,10 +157,11 @@ def test_bandwidth_choices_follow_the_encodec_model(assets: AppAssets, tmp_path)
          "target_bandwidths": [1.5, 3.0, 6.0], "train_bandwidths": [1.5, 3.0, 6.0]}
     ).save_pretrained(tmp_path / "enc_small")  # fmt: skip
     studio = Studio.load(assets.config(encodec_checkpoint=small, warmup=False))
-    assert studio.bandwidths == (1.5, 3.0, 6.0)
-    assert check_bandwidth(studio, "6") == 6.0
+    encodec = studio.codec("encodec")
+    assert encodec.setting.choices == (1.5, 3.0, 6.0)
+    assert check_setting(encodec, "6") == 6.0
     with pytest.raises(ValueError, match="one of 1.5, 3, 6 kbps"):
-        check_bandwidth(studio, 12.0)
+        check_setting(encodec, 12.0)
     demo = build_demo(studio)
     radios = [c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "bandwidth"]
     assert [v for _, v in radios[0].choices] == [1.5, 3.0, 6.0]
@@ -203,14 +204,17 @@ def test_reconstruct_tab(server, client: Client, assets: AppAssets) -> None:
     enc_audio, enc_info, enc_spec, enc_usage, enc_tl, table = out[7:]
     assert wav_len(alm_audio) == CLIP_SAMPLES and wav_len(enc_audio) == CLIP_SAMPLES
     assert "1.20 s" in orig_info
-    assert "12.50 tokens/s" in alm_info and "0.225 kbps" in alm_info  # 50/4 Hz x 3 x 6 bit
+    alm = studio.codec("almtokenizer").codec  # frame_rate / w tokens/s x n_q x log2(K) bits
+    rate, kbps = alm.frame_rate(4), alm.bitrate(4) / 1000
+    assert rate == alm.config.base_args.frame_rate / 4 and alm.num_codebooks == 3
+    assert f"{rate:.2f} tokens/s" in alm_info and f"{kbps:.3f} kbps" in alm_info
     assert "75.00 tokens/s" in enc_info and "1.500 kbps" in enc_info
     spec = plot_json(alm_spec)
     assert spec["data"][0]["type"] == "heatmap" and arr(spec["data"][0]["z"]).shape[0] == 80
     assert plot_json(orig_spec)["data"][0]["type"] == "heatmap"
     usage = plot_json(alm_usage)
     assert [d["type"] for d in usage["data"]] == ["bar", "bar"]
-    assert len(arr(usage["data"][0]["x"])) == studio.alm.num_codebooks
+    assert len(arr(usage["data"][0]["x"])) == studio.codec("almtokenizer").codec.num_codebooks
     tl = plot_json(enc_tl)
     assert arr(tl["data"][0]["z"]).shape == (2, -(-CLIP_SAMPLES // 320))  # 2 codebooks
     rows = table["data"]
@@ -377,9 +381,9 @@ def test_browser_upload_slider_screenshot(server, assets: AppAssets, tmp_path: P
             page.goto(url, wait_until="domcontentloaded")
             page.wait_for_selector("#input_audio input[type=file]", state="attached")
             page.set_input_files("#input_audio input[type=file]", str(assets.clip))
-            _text_has(page, "alm_info", "(w=4)")
+            _text_has(page, "almtokenizer_info", "(w=4)")
             _text_has(page, "encodec_info", "(1.5 kbps)")
-            for player in ("#alm_audio", "#encodec_audio"):
+            for player in ("#almtokenizer_audio", "#encodec_audio"):
                 page.wait_for_selector(f"{player} a[download][href*='.wav']", state="attached")
             # drag the slider's thumb to about w = 8 with the mouse (pointerup = "release")
             track = page.locator("#window_slider input[type=range]")
@@ -392,11 +396,11 @@ def test_browser_upload_slider_screenshot(server, assets: AppAssets, tmp_path: P
             page.mouse.up()
             w = int(page.locator("#window_slider input[type=number]").input_value())
             assert 6 <= w <= 10, w
-            _text_has(page, "alm_info", f"(w={w})")
-            href = page.locator("#alm_audio a[download]").get_attribute("href")
+            _text_has(page, "almtokenizer_info", f"(w={w})")
+            href = page.locator("#almtokenizer_audio a[download]").get_attribute("href")
             assert href and f"almtokenizer_w{w}" in href
             assert "(1.5 kbps)" in page.locator("#encodec_info").inner_text()
-            page.wait_for_selector("#alm_spec .js-plotly-plot", timeout=30_000)
+            page.wait_for_selector("#almtokenizer_spec .js-plotly-plot", timeout=30_000)
             page.screenshot(path=str(shot), full_page=True)
         finally:
             ctx.close()
@@ -416,10 +420,210 @@ def test_timbre_tab_equals_analysis_timbre_transfer(server, assets) -> None:
 
     studio = server[0]
     clip = load_clip(str(assets.clip), 10)
-    for _, codec in studio.codecs():
+    for entry in studio.codecs:
         for alpha in (0.0, 0.7):
-            before, after, _ = transfer_one(studio, codec, clip, "clarinet A6", alpha, 5)
-            ref = timbre_transfer(codec, clip.wav, "clarinet A6", studio.items, alpha, 5,
+            before, after, _ = transfer_one(studio, entry, clip, "clarinet A6", alpha, 5)
+            ref = timbre_transfer(entry.codec, clip.wav, "clarinet A6", studio.items, alpha, 5,
                                   cache_dir=studio.config.cache_dir)  # fmt: skip
             torch.testing.assert_close(before, ref.before, rtol=0, atol=1e-4)
             torch.testing.assert_close(after, ref.after, rtol=0, atol=1e-4)
+
+
+def readme_client_example() -> str:
+    """The README's gradio_client example (the python block after its marker comment)."""
+    text = (REPO / "README.md").read_text()
+    marker = "<!-- gradio_client example"
+    assert marker in text, "README lost its gradio_client example"
+    block = text[text.index(marker) :].split("```python\n", 1)[1].split("```", 1)[0]
+    return block
+
+
+def test_readme_gradio_client_example_runs(server, assets: AppAssets) -> None:
+    """Run the README's example as written, against the test server and its clip."""
+    studio, _, url = server
+    code = readme_client_example()
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    code = code.replace("http://127.0.0.1:7860/", url)
+    code = code.replace("data/demo/sound_files/speech_demo/akg/0001.wav", str(assets.clip))
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    assert [r[0] for r in ns["table"]] == ["ALMTokenizer", "EnCodec"]
+    assert ns["table"][0][1] == "w=6" and ns["table"][1][1] == "1.5 kbps"
+    assert len(ns["players"]) == 4 and all(wav_len(p) == CLIP_SAMPLES for p in ns["players"])
+    assert "cello" in ns["caption"]
+    assert len(ns["glides"]) == 2 and zipfile.is_zipfile(ns["trav_zip"])
+    assert "bass A3 -> clarinet A6" in ns["trav_caption"]
+
+
+def test_api_parameters_have_descriptive_names(client: Client) -> None:
+    """No one-letter parameter names in the scripted API."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = {
+        ep: [p["parameter_name"] for p in info["parameters"]] for ep, info in endpoints.items()
+    }
+    assert names["/reconstruct"] == ["audio", "window", "bandwidth"]
+    assert names["/transfer"] == ["audio", "target_instrument", "target_note", "strength", "window"]
+    assert names["/traverse"] == [
+        "waypoints", "uploads", "rendering", "steps", "interpolation", "window",
+    ]  # fmt: skip
+    assert names["/latent_map"] == ["method", "color_by", "window", "upload"]
+    short = {ep: [n for n in ns if len(n) < 4 and n != "rendering"] for ep, ns in names.items()}
+    assert not any(short.values()), short
+
+
+@pytest.mark.browser
+def test_browser_click_map_point_plays_it(server, assets: AppAssets, tmp_path: Path) -> None:
+    """Open the Latent map tab (the default map is drawn on the first visit), click a dataset
+    point in every codec's panel: the player receives that sound's audio and the caption names
+    it; then place an upload: it is highlighted, and clicking it plays the upload."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    studio, _, url = server
+    n_panels = len(studio.codecs)
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1100},
+        )  # fmt: skip
+        try:
+            page = ctx.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Latent map").click()
+            page.wait_for_function(
+                "n => { const g = document.querySelector('#map_plot .js-plotly-plot');"
+                " return g && g.data && new Set(g.data.map(t => t.xaxis || 'x')).size === n; }",
+                arg=n_panels, timeout=120_000,
+            )  # fmt: skip
+            for panel in range(n_panels):
+                axis = "x" if panel == 0 else f"x{panel + 1}"
+                # a dataset point of this panel: its screen position and its row (customdata)
+                target = page.evaluate(
+                    """axis => {
+                      const gd = document.querySelector('#map_plot .js-plotly-plot');
+                      const k = gd._fullData.findIndex(t => (t.xaxis || 'x') === axis
+                                                       && t.customdata && t.name !== 'uploads');
+                      const t = gd._fullData[k], xa = gd._fullLayout[axis === 'x' ? 'xaxis'
+                                : 'xaxis' + axis.slice(1)];
+                      const ya = gd._fullLayout[xa.anchor === 'y' ? 'yaxis'
+                                : 'yaxis' + xa.anchor.slice(1)];
+                      const box = gd.getBoundingClientRect();
+                      const j = t.customdata.length - 1;
+                      return {x: box.left + xa._offset + xa.l2p(t.x[j]),
+                              y: box.top + ya._offset + ya.l2p(t.y[j]),
+                              row: t.customdata[j][t.customdata[j].length - 1],
+                              file: t.customdata[j][3]};
+                    }""",
+                    axis,
+                )
+                sound = studio.sounds[target["row"]]
+                assert sound.path.name == target["file"]
+                page.mouse.move(target["x"], target["y"])
+                page.mouse.click(target["x"], target["y"])
+                codec_label = studio.codecs[panel].label
+                _text_has(page, "map_sound_info", f"{codec_label}'s map")
+                _text_has(page, "map_sound_info", sound.label)
+                href = page.locator("#map_player a[download]").get_attribute("href")
+                assert href and href.endswith(sound.path.name), (href, sound.path)
+            # an upload is placed on every panel as a highlighted star; clicking it plays it
+            page.set_input_files("#map_upload input[type=file]", str(assets.clip))
+            page.locator("#map_btn").click()
+            page.wait_for_function(
+                "() => { const g = document.querySelector('#map_plot .js-plotly-plot');"
+                " return g && g.data.some(t => t.name === 'uploads'); }",
+                timeout=120_000,
+            )
+            star = page.evaluate(
+                """() => {
+                  const gd = document.querySelector('#map_plot .js-plotly-plot');
+                  const t = gd._fullData.find(t => t.name === 'uploads');
+                  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                  const box = gd.getBoundingClientRect();
+                  return {x: box.left + xa._offset + xa.l2p(t.x[0]),
+                          y: box.top + ya._offset + ya.l2p(t.y[0]),
+                          color: t.marker.color, size: t.marker.size};
+                }"""
+            )
+            assert star["color"] == "#e11d48" and star["size"] >= 20  # highlighted
+            page.mouse.move(star["x"], star["y"])
+            page.mouse.click(star["x"], star["y"])
+            _text_has(page, "map_sound_info", "upload clip.wav")
+            href = page.locator("#map_player a[download]").get_attribute("href")
+            assert href and href.endswith("clip.wav"), href
+        finally:
+            ctx.close()
+
+
+def test_page_modules_do_not_load_scikit_learn() -> None:
+    """The page answers before scikit-learn (maps, probes) is imported; the map tab's method
+    list is analysis.projection's."""
+    code = "import sys, app.ui; sys.exit('sklearn' in sys.modules or 'umap' in sys.modules)"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 0
+    from analysis.projection import METHODS
+    from app.tabs.latent_map import METHODS as APP_METHODS
+
+    assert APP_METHODS == METHODS
+
+
+def test_lru_computes_a_key_once_under_concurrency() -> None:
+    """The warm-up and a request asking for the same latents at once compute them once."""
+    import threading
+    import time
+
+    from app.state import LRU
+
+    lru, calls = LRU(4), []
+
+    def compute() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    out: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: out.append(lru.get_or_compute("k", compute)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == [42] * 4 and len(calls) == 1 and (lru.misses, lru.hits) == (1, 3)
+
+
+def test_page_answers_while_the_warmup_runs(assets: AppAssets, monkeypatch) -> None:
+    """The server answers (page and API) before the warm-up finished; the status line shows
+    its progress and then 'Ready'; a request made meanwhile is computed on demand."""
+    import threading
+    import urllib.request
+
+    release = threading.Event()
+    real = Studio.warmup
+
+    def slow_warmup(self):
+        self.warmup_status.step = "dataset latents, ALMTokenizer"
+        release.wait(120)
+        return real(self)
+
+    monkeypatch.setattr(Studio, "warmup", slow_warmup)
+    studio, demo = create_app(assets.config(port=free_port(), cache_dir=None))
+    url = serve(studio, demo, block=False)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.status == 200
+        client = Client(url, verbose=False, download_files=str(studio.out_dir / "c"))
+        status, _ = client.predict(api_name="/warmup_status")
+        assert status.startswith("Warming up in the background")
+        assert studio.warmup_status.state == "running"
+        out = client.predict(handle_file(str(assets.clip)), 5, 1.5, api_name="/reconstruct")
+        assert wav_len(out[2]) == CLIP_SAMPLES  # computed on demand
+        release.set()
+        assert studio.warmup_status.wait(600) and studio.warmup_status.state == "done"
+        status, _ = client.predict(api_name="/warmup_status")
+        assert status.startswith("Ready")
+    finally:
+        release.set()
+        demo.close()

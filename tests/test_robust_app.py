@@ -37,16 +37,11 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from analysis.export import export_audio, safe_name  # noqa: E402
 from app.cli import create_app, serve  # noqa: E402
 from codec.audio import load_audio  # noqa: E402
-from tests.test_app_support import AppAssets, free_port, make_app_assets  # noqa: E402
+from tests.app_assets import AppAssets, free_port  # noqa: E402
 
 SR = 24000
 SESSIONS = 8
 MAX_SECONDS = 2.5
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory) -> AppAssets:
-    return make_app_assets(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="module")

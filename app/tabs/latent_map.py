@@ -1,28 +1,37 @@
-"""Latent map tab: both codecs' pooled dataset latents projected to 2-D, side by side.
+"""Latent map tab: every codec's pooled dataset latents projected to 2-D, side by side.
 
 The projection (UMAP by default; PCA, t-SNE, LDA), the figure and the semantic-structure scores
 come from `analysis` (`Studio.latent_map` -> `analysis.maps.build_latent_map`,
-`analysis.probe`). An uploaded clip is projected into both fitted maps as a star. A dropdown
-lists the map's sounds and plays the chosen one.
+`analysis.probe`). An uploaded clip is projected into every fitted map as a highlighted star.
+
+Click a point to hear it: `gr.Plot` has no click event, so `CLICK_JS` (run once on page load)
+listens to plotly's `plotly_click` on the map and writes the point (panel, dataset row or upload
+label) as JSON into a hidden textbox (`#map_pick`), whose change event calls `pick_point`: the
+player then plays that clip and the caption names it. A dropdown lists the same sounds.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import plotly.graph_objects as go
 
 from analysis.plots import COLOR_BY
-from analysis.probe import ProbeScores
-from analysis.projection import METHODS
 from app.clips import audio_path, load_clip
-from app.errors import UserInputError, user_errors
+from app.errors import UserInputError
 from app.state import Studio
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import window_slider
+from app.tabs.widgets import studio_handler, window_slider
 
+if TYPE_CHECKING:
+    from analysis.probe import ProbeScores
+
+# analysis.projection.METHODS, spelled out: importing it loads scikit-learn, which the page
+# does not need to answer (tests/test_app.py checks they agree)
+METHODS = ("umap", "pca", "tsne", "lda")
 COLOR_CHOICES = ("instrument", "note", "octave")
 SCORE_HEADERS = [
     "codec",
@@ -35,20 +44,55 @@ SCORE_HEADERS = [
     "NMI",
     "silhouette",
 ]
+UPLOAD_MARKER = {
+    "symbol": "star",
+    "size": 22,
+    "color": "#e11d48",
+    "line": {"width": 2, "color": "black"},
+}
+
+# Runs once on page load: bind plotly_click on the map's plot (again after every redraw) and
+# hand the clicked point to the hidden #map_pick textbox.
+CLICK_JS = """
+() => {
+  const pick = (p) => {
+    const axis = (p.xaxis && p.xaxis._id) || "x";
+    const panel = axis === "x" ? 0 : parseInt(axis.slice(1), 10) - 1;
+    const cd = p.customdata;
+    const row = Array.isArray(cd) ? cd[cd.length - 1] : null;
+    const text = row === null && p.text !== undefined ? String(p.text) : null;
+    const box = document.querySelector("#map_pick textarea, #map_pick input");
+    if (!box) return;
+    box.value = JSON.stringify({panel: panel, row: row, upload: text, t: Date.now()});
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+  };
+  const bind = () => {
+    document.querySelectorAll("#map_plot .js-plotly-plot").forEach((gd) => {
+      if (typeof gd.on !== "function") return;
+      const h = gd.__mapClick ||
+        (gd.__mapClick = (ev) => ev && ev.points && ev.points[0] && pick(ev.points[0]));
+      const has = gd._ev && gd._ev.listeners && gd._ev.listeners("plotly_click").includes(h);
+      if (!has) gd.on("plotly_click", h);
+    });
+  };
+  new MutationObserver(bind).observe(document.body, {childList: true, subtree: true});
+  bind();
+}
+"""
 
 
 def _r(x: float) -> float | str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 3)
 
 
-def score_rows(scores: dict[str, dict[str, ProbeScores]], names: dict[str, str]) -> list[list[Any]]:
-    """One row per (codec, attribute) of probe scores."""
+def score_rows(scores: dict[str, dict[str, ProbeScores]]) -> list[list[Any]]:
+    """One row per (codec, attribute) of probe scores ({codec label: {attribute: scores}})."""
     rows = []
-    for codec_name, by_attr in scores.items():
+    for label, by_attr in scores.items():
         for attr, s in by_attr.items():
             rows.append(
                 [
-                    names.get(codec_name, codec_name),
+                    label,
                     attr,
                     s.n_classes,
                     _r(s.linear_accuracy),
@@ -81,22 +125,28 @@ def latent_map(
         clip = load_clip(upload, studio.config.max_seconds)
         uploads.append((clip.name, clip.wav))
     if progress is not None:
-        progress(0.05, desc=f"{method.upper()} map")
+        desc = f"{method.upper()} map"
+        if method == "umap" and studio.warmup_status.state != "done":
+            desc += " (the first UMAP fit compiles numba, about 15 s)"
+        progress(0.05, desc=desc)
     lm = studio.latent_map(method, color_by, w, uploads)
-    names = {c.name: label for label, c in studio.codecs()}
-    rows = score_rows(studio.probe_scores(w), names)
+    rows = score_rows(studio.probe_scores(w))
     labels = [s.label for s in studio.sounds]
     caption = (
-        f"{len(studio.items)} dataset clips, ALMTokenizer at w={w}. Scores: grouped 5-fold "
-        "probes on pooled latents (linear SVM, RBF SVM), GMM clustering agreement and silhouette."
+        f"{len(studio.items)} dataset clips, window w={w}. Click a point to hear it. Scores: "
+        "grouped 5-fold probes on pooled latents (linear SVM, RBF SVM), GMM clustering "
+        "agreement and silhouette."
     )
     if uploads:
         ups = ", ".join(
-            f"{label}: ({p[0, 0]:.2f}, {p[0, 1]:.2f})"
-            for (label, _), p in zip(studio.codecs(), lm.uploads)
+            f"{c.label}: ({p[0, 0]:.2f}, {p[0, 1]:.2f})" for c, p in zip(studio.codecs, lm.uploads)
         )
-        caption += f"  \nUpload '{uploads[0][0]}' placed at {ups}."
-    return lm.figure, rows, gr.update(choices=labels), caption
+        caption += f"  \nUpload '{uploads[0][0]}' (the red star) placed at {ups}."
+    fig = lm.figure
+    fig.update_traces(selector={"name": "uploads"}, marker=UPLOAD_MARKER,
+                      textfont={"color": "#e11d48", "size": 14})  # fmt: skip
+    fig.update_layout(clickmode="event")
+    return fig, rows, gr.update(choices=labels), caption
 
 
 def play_sound(studio: Studio, label: Any) -> tuple[str, str]:
@@ -110,9 +160,35 @@ def play_sound(studio: Studio, label: Any) -> tuple[str, str]:
     return str(sound.path), desc
 
 
-def build(studio: Studio, initial: tuple[Any, ...] | None = None) -> None:
-    """Lay out the tab and wire its events. `initial` is the warm-up's map outputs."""
-    fig0, rows0, caption0 = (initial[0], initial[1], initial[3]) if initial else (None, None, "")
+def pick_point(studio: Studio, point: Any, upload: Any) -> tuple[str, str]:
+    """A clicked map point (JSON from `CLICK_JS`: panel, dataset row or upload label): its
+    audio file and a caption naming the sound and the codec's panel."""
+    try:
+        p = json.loads(point) if isinstance(point, str) else dict(point or {})
+        panel = int(p.get("panel", 0))
+        row = p.get("row")
+    except (TypeError, ValueError, AttributeError):
+        raise UserInputError(f"not a map point: {point!r}") from None
+    if not 0 <= panel < len(studio.codecs):
+        raise UserInputError(f"no map panel {panel}")
+    where = f" (in {studio.codecs[panel].label}'s map)"
+    if row is None:
+        path = audio_path(upload)
+        if path is None:
+            raise UserInputError("that upload is no longer there; upload it again")
+        clip = load_clip(upload, studio.config.max_seconds)
+        return path, f"**upload {clip.name}**{where}, {clip.seconds:.2f} s"
+    try:
+        sound = studio.sounds[int(row)]
+    except (TypeError, ValueError, IndexError):
+        raise UserInputError(f"no dataset point {row!r}") from None
+    path, desc = play_sound(studio, sound.label)
+    return path, desc + where
+
+
+def build(studio: Studio, tab: gr.Tab | None = None) -> None:
+    """Lay out the tab and wire its events. The first visit of `tab` shows the default map
+    (the warm-up's, or computed then with a progress bar)."""
     with gr.Row():
         method = gr.Dropdown(list(METHODS), value="umap", label="Projection", elem_id="map_method")
         color = gr.Radio(
@@ -126,38 +202,57 @@ def build(studio: Studio, initial: tuple[Any, ...] | None = None) -> None:
             elem_id="map_upload",
         )
     draw = gr.Button("Draw map", variant="primary", elem_id="map_btn")
-    caption = gr.Markdown(caption0)
-    plot = gr.Plot(value=fig0, label="Latent map", elem_id="map_plot")
+    caption = gr.Markdown("Open this tab or press *Draw map*; then click a point to hear it.")
+    plot = gr.Plot(label="Latent map (click a point to hear it)", elem_id="map_plot")
+    pick = gr.Textbox(visible="hidden", elem_id="map_pick", label="picked point")
+    with gr.Row():
+        player = gr.Audio(label="Sound", type="filepath", interactive=False, elem_id="map_player")
+        sound_info = gr.Markdown(elem_id="map_sound_info")
     scores = gr.Dataframe(
-        value=rows0,
         headers=SCORE_HEADERS,
         interactive=False,
         label="Semantic-structure scores",
         elem_id="map_scores",
     )
-    with gr.Row():
-        sound = gr.Dropdown(
-            [s.label for s in studio.sounds],
-            value=None,
-            label="Play a sound of the map",
-            elem_id="map_sound",
-        )
-        player = gr.Audio(label="Sound", type="filepath", interactive=False, elem_id="map_player")
-    sound_info = gr.Markdown()
+    sound = gr.Dropdown(
+        [s.label for s in studio.sounds],
+        value=None,
+        label="Or pick a sound of the map",
+        elem_id="map_sound",
+    )
+    shown = gr.State(False)
 
-    @user_errors
-    def on_map(m, c, w, up, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        return latent_map(studio, m, c, w, up, progress)
+    def on_map(method, color_by, window, upload, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        return *latent_map(studio, method, color_by, window, upload, progress), True
 
-    @user_errors
-    def on_play(label):
-        return play_sound(studio, label)
+    def on_first_visit(shown, window, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        if shown:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), True
+        return *latent_map(studio, "umap", "instrument", window, None, progress), True
+
+    def on_play(sound):
+        return play_sound(studio, sound)
+
+    def on_pick(point, upload):
+        return pick_point(studio, point, upload)
 
     gr.on(
         [draw.click, method.input, color.input],
-        on_map,
+        studio_handler(studio, on_map),
         [method, color, window, upload],
-        [plot, scores, sound, caption],
+        [plot, scores, sound, caption, shown],
         api_name="latent_map",
     )
-    sound.input(on_play, [sound], [player, sound_info], api_name="play_sound")
+    if tab is not None:
+        tab.select(
+            studio_handler(studio, on_first_visit),
+            [shown, window],
+            [plot, scores, sound, caption, shown],
+            api_name="show_map",
+        )
+    sound.input(
+        studio_handler(studio, on_play), [sound], [player, sound_info], api_name="play_sound"
+    )
+    pick.change(
+        studio_handler(studio, on_pick), [pick, upload], [player, sound_info], api_name="pick_point"
+    )

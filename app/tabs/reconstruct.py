@@ -1,16 +1,20 @@
-"""Reconstruct tab: one clip through ALMTokenizer (window w) and EnCodec (bandwidth) side by side.
+"""Reconstruct tab: one clip through every codec of the line-up, side by side.
 
-Each codec's column (player, rates, metrics, spectrogram, codebook usage, token timeline) is
-computed by its own function and cached by (clip hash, codec, setting). So:
-- `set_window` (slider release) recomputes the ALMTokenizer column only;
-- `set_bandwidth` recomputes the EnCodec column only;
-- `reconstruct` computes both, reusing whatever is cached.
+Each codec offers one control (`Codec.setting()`): ALMTokenizer a window slider, EnCodec a
+bandwidth radio. Each codec's column (player, rates, metrics, spectrogram, codebook usage, token
+timeline) is computed by `codec_column` and cached by (clip hash, codec key, setting). So:
+- moving one codec's control (`set_window`, `set_bandwidth`, `set_<key>_<kind>`) recomputes that
+  codec's column only, and the table;
+- `reconstruct` computes every column, reusing whatever is cached.
+
+API parameter names: `audio`, then one per control: the first window codec's is `window`, the
+first bandwidth codec's `bandwidth`, further ones `<codec key>_<kind>` (for example
+`encodec_official_bandwidth`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +23,12 @@ import plotly.graph_objects as go
 import torch
 
 from analysis.metrics import align_delay
+from analysis.models import LoadedCodec
 from app.clips import Clip, load_clip, write_wav
-from app.errors import UserInputError, user_errors
+from app.errors import UserInputError
 from app.figures import codebook_usage_figure, spectrogram_figure, token_timeline_figure
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
-from app.tabs.widgets import window_slider
+from app.tabs.widgets import named_handler, setting_control
 from codec.metrics import mel_distance, si_sdr
 from codec.tokenizer.stats import codebook_stats, token_timeline
 
@@ -57,15 +62,47 @@ def check_window(window: Any) -> int:
     return w
 
 
-def check_bandwidth(studio: Studio, bandwidth: Any) -> float:
+def check_setting(entry: LoadedCodec, value: Any) -> float | None:
+    """A codec's setting value from the UI/API (windows also through `check_window`)."""
+    if entry.setting.kind == "window":
+        return check_window(value)
     try:
-        bw = float(str(bandwidth).replace("kbps", "").strip())
-    except ValueError:
-        bw = math.nan
-    if bw not in studio.bandwidths:
-        allowed = ", ".join(f"{b:g}" for b in studio.bandwidths)
-        raise UserInputError(f"EnCodec bandwidth must be one of {allowed} kbps, got {bandwidth!r}")
-    return bw
+        return entry.setting.check(value)
+    except ValueError as e:
+        raise UserInputError(f"{entry.label} {e}") from None
+
+
+def controls(studio: Studio) -> list[tuple[LoadedCodec, str]]:
+    """(codec, API parameter name) for every codec that offers a setting, in line-up order."""
+    out, seen = [], set()
+    for c in studio.codecs:
+        kind = c.setting.kind
+        if kind == "none":
+            continue
+        out.append((c, kind if kind not in seen else f"{c.key}_{kind}"))
+        seen.add(kind)
+    return out
+
+
+def default_values(studio: Studio) -> list[float | None]:
+    """The controls' start values: the config's window, each codec's default otherwise."""
+    return [
+        studio.config.window if c.setting.kind == "window" else c.setting.default
+        for c, _ in controls(studio)
+    ]
+
+
+def _settings(studio: Studio, values: Any) -> dict[str, float | None]:
+    """{codec key: checked setting value} from the controls' values (codecs without a control:
+    None)."""
+    values = list(values)
+    ctl = controls(studio)
+    if len(values) != len(ctl):
+        raise UserInputError(f"expected {len(ctl)} settings ({[n for _, n in ctl]})")
+    out: dict[str, float | None] = {c.key: None for c in studio.codecs}
+    for (c, _), v in zip(ctl, values):
+        out[c.key] = check_setting(c, v)
+    return out
 
 
 def _quality(recon: torch.Tensor, clip: Clip) -> tuple[float, float]:
@@ -77,18 +114,18 @@ def _quality(recon: torch.Tensor, clip: Clip) -> tuple[float, float]:
 def _column(
     studio: Studio,
     clip: Clip,
-    name: str,
+    entry: LoadedCodec,
     setting: str,
     recon: torch.Tensor,
     codes: torch.Tensor,
     frame_rate: float,
     bitrate: float,
-    codebook_size: int,
 ) -> Column:
+    name = entry.label
     mel, sdr = _quality(recon, clip)
     tag = setting.replace(" ", "").replace("=", "").replace(".", "p")
-    path = write_wav(studio.out_dir, f"{clip.key}_{name.lower()}_{tag}", recon)
-    stats = codebook_stats(codes, codebook_size)
+    path = write_wav(studio.out_dir, f"{clip.key}_{entry.key}_{tag}", recon)
+    stats = codebook_stats(codes, entry.codec.codebook_size)
     info = (
         f"**{name}** ({setting}): **{frame_rate:.2f} tokens/s** x {codes.shape[0]} codebooks, "
         f"**{bitrate / 1000:.3f} kbps**  \n"
@@ -111,47 +148,20 @@ def _column(
     )
 
 
-def alm_column(studio: Studio, clip: Clip, window: int) -> Column:
-    """ALMTokenizer at window `window` (cached per clip and window)."""
+def codec_column(studio: Studio, clip: Clip, entry: LoadedCodec, value: float | None) -> Column:
+    """One codec at setting `value` (cached per clip, codec and setting). A stateful setting
+    (EnCodec's bandwidth) is applied under the codec's lock for encode + decode + rates."""
 
     def compute() -> Column:
-        codec = studio.alm
-        with torch.inference_mode():
+        codec = entry.codec
+        with codec.use_setting(value) as window, torch.inference_mode():
             enc = codec.encode(clip.wav[None], window)
             recon = codec.decode(enc.quantized, window, num_samples=clip.num_samples)
-        return _column(
-            studio,
-            clip,
-            "ALMTokenizer",
-            f"w={window}",
-            recon,
-            enc.codes[0],
-            codec.frame_rate(window),
-            codec.bitrate(window),
-            codec.codebook_size,
-        )
+            frame_rate, bitrate = codec.frame_rate(window), codec.bitrate(window)
+        label = entry.setting.label(value)
+        return _column(studio, clip, entry, label, recon, enc.codes[0], frame_rate, bitrate)
 
-    return studio.results.get_or_compute((clip.key, "alm", window), compute)
-
-
-def encodec_column(studio: Studio, clip: Clip, bandwidth: float) -> Column:
-    """EnCodec at `bandwidth` kbps (cached per clip and bandwidth; never per window)."""
-
-    def compute() -> Column:
-        enc, recon = studio.encodec_reconstruct(clip.wav[None], bandwidth)
-        return _column(
-            studio,
-            clip,
-            "EnCodec",
-            f"{bandwidth:g} kbps",
-            recon,
-            enc.codes[0],
-            studio.encodec.frame_rate(None),
-            enc.bitrate,
-            studio.encodec.codebook_size,
-        )
-
-    return studio.results.get_or_compute((clip.key, "encodec", bandwidth), compute)
+    return studio.results.get_or_compute((clip.key, entry.key, value), compute)
 
 
 def original_outputs(studio: Studio, clip: Clip) -> list[Any]:
@@ -162,46 +172,59 @@ def original_outputs(studio: Studio, clip: Clip) -> list[Any]:
     return [spec, f"**Original**: {clip.name}, {clip.seconds:.2f} s at 24 kHz mono"]
 
 
-def _table(alm: Column, enc: Column) -> list[list[Any]]:
-    return [alm.row, enc.row]
+def _columns(
+    studio: Studio, clip: Clip, settings: dict[str, float | None], progress: Any = None
+) -> list[Column]:
+    out = []
+    for i, c in enumerate(studio.codecs):
+        if progress is not None:
+            progress(0.1 + 0.8 * i / len(studio.codecs), desc=c.label)
+        out.append(codec_column(studio, clip, c, settings[c.key]))
+    return out
+
+
+def _table(columns: list[Column]) -> list[list[Any]]:
+    return [c.row for c in columns]
 
 
 # --- event handlers --------------------------------------------------------------------------
 def reconstruct(
     studio: Studio,
     audio: Any,
-    window: Any,
-    bandwidth: Any,
+    *values: Any,
     progress: Any = None,
     name: str | None = None,
 ) -> list[Any]:
-    """Both codecs on the clip: original spectrogram + info, ALMTokenizer column, EnCodec
-    column, comparison table. `name` labels the clip (default: its file name)."""
-    w, bw = check_window(window), check_bandwidth(studio, bandwidth)
+    """Every codec on the clip: original spectrogram + info, one column per codec, the
+    comparison table. `values`: one per control (`controls`); `name` labels the clip (default:
+    its file name)."""
+    settings = _settings(studio, values)
     clip = load_clip(audio, studio.config.max_seconds, name)
-    if progress is not None:
-        progress(0.1, desc="ALMTokenizer")
-    alm = alm_column(studio, clip, w)
-    if progress is not None:
-        progress(0.5, desc="EnCodec")
-    enc = encodec_column(studio, clip, bw)
-    return [*original_outputs(studio, clip), *alm.outputs(), *enc.outputs(), _table(alm, enc)]
+    columns = _columns(studio, clip, settings, progress)
+    return [*original_outputs(studio, clip), *(x for c in columns for x in c.outputs()),
+            _table(columns)]  # fmt: skip
 
 
-def set_window(studio: Studio, audio: Any, window: Any, bandwidth: Any) -> list[Any]:
-    """Window moved: the ALMTokenizer column and the table (EnCodec comes from the cache)."""
-    w, bw = check_window(window), check_bandwidth(studio, bandwidth)
+def set_setting(studio: Studio, key: str, audio: Any, *values: Any) -> list[Any]:
+    """One codec's control moved: that codec's column and the table (the other columns come
+    from the cache)."""
+    settings = _settings(studio, values)
     clip = load_clip(audio, studio.config.max_seconds)
-    alm = alm_column(studio, clip, w)
-    return [*alm.outputs(), _table(alm, encodec_column(studio, clip, bw))]
+    columns = _columns(studio, clip, settings)
+    k = [c.key for c in studio.codecs].index(key)
+    return [*columns[k].outputs(), _table(columns)]
 
 
-def set_bandwidth(studio: Studio, audio: Any, window: Any, bandwidth: Any) -> list[Any]:
-    """Bandwidth changed: the EnCodec column and the table."""
-    w, bw = check_window(window), check_bandwidth(studio, bandwidth)
-    clip = load_clip(audio, studio.config.max_seconds)
-    enc = encodec_column(studio, clip, bw)
-    return [*enc.outputs(), _table(alm_column(studio, clip, w), enc)]
+def set_window(studio: Studio, audio: Any, *values: Any) -> list[Any]:
+    """The first window codec's column and the table."""
+    key = next(c.key for c, n in controls(studio) if n == "window")
+    return set_setting(studio, key, audio, *values)
+
+
+def set_bandwidth(studio: Studio, audio: Any, *values: Any) -> list[Any]:
+    """The first bandwidth codec's column and the table."""
+    key = next(c.key for c, n in controls(studio) if n == "bandwidth")
+    return set_setting(studio, key, audio, *values)
 
 
 def example_path(studio: Studio, label: str) -> str:
@@ -212,7 +235,8 @@ def example_path(studio: Studio, label: str) -> str:
 
 
 # --- UI ----------------------------------------------------------------------------------------
-def _codec_column(name: str, key: str) -> list[gr.components.Component]:
+def _codec_column(entry: LoadedCodec) -> list[gr.components.Component]:
+    name, key = entry.label, entry.key
     audio = gr.Audio(
         label=f"{name} reconstruction", type="filepath", interactive=False, elem_id=f"{key}_audio"
     )
@@ -226,6 +250,7 @@ def _codec_column(name: str, key: str) -> list[gr.components.Component]:
 def build(studio: Studio) -> None:
     """Lay out the tab and wire its events (inside a `gr.Blocks` / `gr.Tab` context)."""
     examples = [s.label for s in studio.examples()]
+    ctl = controls(studio)
     with gr.Row():
         with gr.Column(scale=2):
             audio_in = gr.Audio(
@@ -236,15 +261,9 @@ def build(studio: Studio) -> None:
             )
         with gr.Column(scale=1):
             example = gr.Dropdown(examples, value=None, label="Bundled example", elem_id="example")
-            window = window_slider(
-                studio.config.window, "window_slider", label="ALMTokenizer window size w"
-            )
-            bandwidth = gr.Radio(
-                list(studio.bandwidths),
-                value=studio.bandwidths[0],
-                label="EnCodec bandwidth (kbps)",
-                elem_id="bandwidth",
-            )
+            widgets = [
+                setting_control(c, name, studio.config.window) for c, name in ctl
+            ]  # fmt: skip
             run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct_btn")
     table = gr.Dataframe(
         headers=TABLE_HEADERS, label="Comparison", interactive=False, elem_id="comparison"
@@ -253,40 +272,43 @@ def build(studio: Studio) -> None:
         with gr.Column():
             orig_info = gr.Markdown()
             orig_spec = gr.Plot(label="Original spectrogram", elem_id="original_spec")
-        with gr.Column():
-            alm_out = _codec_column("ALMTokenizer", "alm")
-        with gr.Column():
-            enc_out = _codec_column("EnCodec", "encodec")
+        columns = {}
+        for c in studio.codecs:
+            with gr.Column():
+                columns[c.key] = _codec_column(c)
 
-    all_out = [orig_spec, orig_info, *alm_out, *enc_out, table]
+    all_out = [orig_spec, orig_info, *(x for c in studio.codecs for x in columns[c.key]), table]
+    names = [n for _, n in ctl]
 
-    @user_errors
-    def on_reconstruct(audio, w, bw, progress=gr.Progress()):  # noqa: B008
-        return reconstruct(studio, audio, w, bw, progress)
+    def on_reconstruct(audio, *values, progress):
+        return reconstruct(studio, audio, *values, progress=progress)
 
-    @user_errors
-    def on_example(label, w, bw, progress=gr.Progress()):  # noqa: B008
-        path = example_path(studio, label)
-        return [path, *reconstruct(studio, path, w, bw, progress, name=label)]
+    def on_example(example, *values, progress):
+        path = example_path(studio, example)
+        return [path, *reconstruct(studio, path, *values, progress=progress, name=example)]
 
-    @user_errors
-    def on_window(audio, w, bw):
-        return set_window(studio, audio, w, bw)
-
-    @user_errors
-    def on_bandwidth(audio, w, bw):
-        return set_bandwidth(studio, audio, w, bw)
-
-    inputs = [audio_in, window, bandwidth]
     gr.on(
         [run.click, audio_in.upload, audio_in.stop_recording],
-        on_reconstruct,
-        inputs,
+        named_handler(studio, on_reconstruct, ["audio", *names], progress=True),
+        [audio_in, *widgets],
         all_out,
         api_name="reconstruct",
     )
     example.input(
-        on_example, [example, window, bandwidth], [audio_in, *all_out], api_name="load_example"
+        named_handler(studio, on_example, ["example", *names], progress=True),
+        [example, *widgets],
+        [audio_in, *all_out],
+        api_name="load_example",
     )
-    window.release(on_window, inputs, [*alm_out, table], api_name="set_window")
-    bandwidth.input(on_bandwidth, inputs, [*enc_out, table], api_name="set_bandwidth")
+    for (c, name), widget in zip(ctl, widgets):
+
+        def on_setting(audio, *values, key=c.key):
+            return set_setting(studio, key, audio, *values)
+
+        event = widget.release if c.setting.kind == "window" else widget.input
+        event(
+            named_handler(studio, on_setting, ["audio", *names]),
+            [audio_in, *widgets],
+            [*columns[c.key], table],
+            api_name=f"set_{name}",
+        )

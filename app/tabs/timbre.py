@@ -1,4 +1,4 @@
-"""Timbre transfer tab: move a clip's latents toward an instrument's centroid, both codecs.
+"""Timbre transfer tab: move a clip's latents toward an instrument's centroid, every codec.
 
 z'_t = z_t + alpha (c - mean_t z_t) with c the centroid of the target group ("cello",
 "cello A3"); `analysis.timbre.timbre_transfer` does the math, this tab only wires it. "Before"
@@ -22,13 +22,13 @@ from analysis.codec_ops import decode_frames, effective_window
 from analysis.export import export_audio, safe_name
 from analysis.groups import group_centroid
 from analysis.latents import encode_waveform
+from analysis.models import LoadedCodec
 from analysis.timbre import ALPHA_RANGE, shift_to_centroid
 from app.clips import Clip, load_clip, write_wav
-from app.errors import UserInputError, user_errors
+from app.errors import UserInputError
 from app.state import Studio
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import window_slider
-from codec.base import Codec
+from app.tabs.widgets import studio_handler, window_slider
 
 ANY_NOTE = "(any)"
 
@@ -57,12 +57,13 @@ def check_alpha(strength: Any) -> float:
 
 
 def transfer_one(
-    studio: Studio, codec: Codec, clip: Clip, target: str, alpha: float, window: int
+    studio: Studio, entry: LoadedCodec, clip: Clip, target: str, alpha: float, window: int
 ) -> tuple[torch.Tensor, torch.Tensor, int | None]:
     """(before `[1, N]`, after `[1, N]`, effective window) for one codec."""
+    codec = entry.codec
     win = effective_window(codec, window)
     z = studio.results.get_or_compute(
-        (clip.key, codec.name, "latents", win), lambda: encode_waveform(codec, clip.wav, win)
+        (clip.key, entry.key, "latents", win), lambda: encode_waveform(codec, clip.wav, win)
     )
     gc = group_centroid(codec, studio.items, target, win, studio.config.cache_dir)
 
@@ -70,7 +71,7 @@ def transfer_one(
         return decode_frames(codec, torch.from_numpy(frames.copy()), win, z.num_samples)
 
     before = studio.results.get_or_compute(
-        (clip.key, codec.name, "before", win), lambda: decode(z.frames)
+        (clip.key, entry.key, "before", win), lambda: decode(z.frames)
     )
     after = decode(shift_to_centroid(z.frames, gc.centroid, alpha))
     return before, after, win
@@ -84,18 +85,18 @@ def transfer(
     strength: Any,
     window: Any,
     progress: Any = None,
-) -> tuple[str, str, str, str, str, str]:
-    """ALMTokenizer before/after, EnCodec before/after, zip path, caption."""
+) -> tuple[str, ...]:
+    """Before/after per codec, zip path, caption."""
     target = target_group(studio, instrument, note)
     alpha = check_alpha(strength)
     w = check_window(window)
     clip = load_clip(audio, studio.config.max_seconds)
     tracks: dict[str, dict[str, Any]] = {}
-    for i, (label, codec) in enumerate(studio.codecs()):
+    for i, c in enumerate(studio.codecs):
         if progress is not None:
-            progress(i / 2, desc=f"{label}: toward {target}")
-        before, after, win = transfer_one(studio, codec, clip, target, alpha, w)
-        tag = codec.name + (f"_w{win}" if win is not None else "")
+            progress(i / len(studio.codecs), desc=f"{c.label}: toward {target}")
+        before, after, win = transfer_one(studio, c, clip, target, alpha, w)
+        tag = c.key + (f"_w{win}" if win is not None else "")
         tracks[tag] = {"before": before, "after": after}
     name = safe_name(f"{Path(clip.name).stem}_to_{target}_alpha{alpha:g}", "timbre", max_len=80)
     exported = export_audio(tracks, studio.new_export_folder("timbre"), name)
@@ -105,9 +106,9 @@ def transfer(
     members = len(_members(studio, target))
     caption = (
         f"**{clip.name}** toward **{target}** (centroid of {members} sounds), strength "
-        f"{alpha:g}, ALMTokenizer w={w}. 'Before' decodes the unshifted latents."
+        f"{alpha:g}, window w={w}. 'Before' decodes the unshifted latents."
     )
-    return (*players, str(exported.zip_path), caption)  # type: ignore[return-value]
+    return (*players, str(exported.zip_path), caption)
 
 
 def _members(studio: Studio, target: str) -> list[Any]:
@@ -173,42 +174,46 @@ def build(studio: Studio) -> None:
             window = window_slider(studio.config.window, "timbre_window")
             run = gr.Button("Transfer", variant="primary", elem_id="transfer_btn")
     caption = gr.Markdown()
+    players = []
     with gr.Row():
-        with gr.Column():
-            alm_before = gr.Audio(label="ALMTokenizer before", type="filepath", interactive=False)
-            alm_after = gr.Audio(
-                label="ALMTokenizer after",
-                type="filepath",
-                interactive=False,
-                elem_id="timbre_alm_after",
-            )
-        with gr.Column():
-            enc_before = gr.Audio(label="EnCodec before", type="filepath", interactive=False)
-            enc_after = gr.Audio(
-                label="EnCodec after",
-                type="filepath",
-                interactive=False,
-                elem_id="timbre_encodec_after",
-            )
+        for c in studio.codecs:
+            with gr.Column():
+                players.append(
+                    gr.Audio(label=f"{c.label} before", type="filepath", interactive=False)
+                )
+                players.append(
+                    gr.Audio(
+                        label=f"{c.label} after",
+                        type="filepath",
+                        interactive=False,
+                        elem_id=f"timbre_{c.key}_after",
+                    )
+                )
     download = gr.File(label="Download (zip)", elem_id="timbre_zip")
 
-    @user_errors
-    def on_transfer(a, inst, n, s, w, progress=gr.Progress()):  # noqa: B008
-        return transfer(studio, a, inst, n, s, w, progress)
+    def on_transfer(
+        audio,
+        target_instrument,
+        target_note,
+        strength,
+        window,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        return transfer(studio, audio, target_instrument, target_note, strength, window, progress)
 
-    @user_errors
-    def on_instrument(inst):
-        return note_choices(studio, inst)
+    def on_instrument(target_instrument):
+        return note_choices(studio, target_instrument)
 
-    @user_errors
-    def on_source(label):
-        return source_path(studio, label)
+    def on_source(clip):
+        return source_path(studio, clip)
 
     run.click(
-        on_transfer,
+        studio_handler(studio, on_transfer),
         [audio, instrument, note, strength, window],
-        [alm_before, alm_after, enc_before, enc_after, download, caption],
+        [*players, download, caption],
         api_name="transfer",
     )
-    instrument.input(on_instrument, [instrument], [note], api_name="timbre_notes")
-    source.input(on_source, [source], [audio], api_name="timbre_source")
+    instrument.input(
+        studio_handler(studio, on_instrument), [instrument], [note], api_name="timbre_notes"
+    )
+    source.input(studio_handler(studio, on_source), [source], [audio], api_name="timbre_source")

@@ -1,4 +1,4 @@
-"""Traversal tab: interpolate between two or more waypoints with both codecs.
+"""Traversal tab: interpolate between two or more waypoints with every codec of the line-up.
 
 Waypoints are attribute groups ("bass A3", "clarinet A6", "cello"), dataset sounds (as listed,
 e.g. "flute C4 p #1") or uploads ("upload 1", "upload 2", ... refer to the uploaded files in
@@ -9,6 +9,7 @@ The latent math is `analysis.traversal.traverse`; the files are `export_traversa
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -18,11 +19,11 @@ from analysis.export import safe_name
 from analysis.interpolate import MODES
 from analysis.traversal import Waypoint, export_traversal, traverse
 from app.clips import audio_path, concat_with_gaps, load_clip, write_wav
-from app.errors import UserInputError, user_errors
+from app.errors import UserInputError
 from app.state import Studio
 from app.tabs.latent_map import check_choice
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import window_slider
+from app.tabs.widgets import studio_handler, window_slider
 
 RENDERINGS = ("glide", "steps")
 MAX_UPLOADS = 4
@@ -91,8 +92,8 @@ def traverse_both(
     mode: Any,
     window: Any,
     progress: Any = None,
-) -> tuple[str, str, str, str]:
-    """ALMTokenizer player, EnCodec player, zip path, caption."""
+) -> tuple[str, ...]:
+    """One player per codec, the zip path, a caption."""
     rendering = check_choice(rendering, RENDERINGS, "rendering")
     mode = check_choice(mode, MODES, "interpolation")
     w = check_window(window)
@@ -106,23 +107,22 @@ def traverse_both(
         )
     waypoints = resolve_waypoints(studio, specs, uploads)
     results = []
-    for i, (label, codec) in enumerate(studio.codecs()):
+    for i, c in enumerate(studio.codecs):
         if progress is not None:
-            progress(i / 2, desc=f"{label}: {rendering}")
-        results.append(
-            traverse(
-                codec,
-                waypoints,
-                studio.items,
-                window=w,
-                steps=n_steps,
-                mode=mode,
-                render_steps=rendering == "steps",
-                render_glide=rendering == "glide",
-                cache_dir=studio.config.cache_dir,
-                progress=progress is not None,
-            )
+            progress(i / len(studio.codecs), desc=f"{c.label}: {rendering}")
+        result = traverse(
+            c.codec,
+            waypoints,
+            studio.items,
+            window=w,
+            steps=n_steps,
+            mode=mode,
+            render_steps=rendering == "steps",
+            render_glide=rendering == "glide",
+            cache_dir=studio.config.cache_dir,
+            progress=progress is not None,
         )
+        results.append(dataclasses.replace(result, codec_name=c.key))  # files named by key
     path_text = " -> ".join(_label(x) for x in waypoints)
     name = safe_name(f"{path_text}_{rendering}_{mode}", "traversal", max_len=80)
     exported = export_traversal(results, studio.new_export_folder("traversal"), name)
@@ -137,7 +137,7 @@ def traverse_both(
         else f"one glide of {results[0].glide.shape[-1] / 24000:.2f} s per codec"
     )
     caption = f"**{path_text}** ({mode}, w={w}): {detail}. The zip holds {n_files} wav files."
-    return players[0], players[1], str(exported.zip_path), caption
+    return (*players, str(exported.zip_path), caption)
 
 
 def build(studio: Studio) -> None:
@@ -173,17 +173,28 @@ def build(studio: Studio) -> None:
             run = gr.Button("Traverse", variant="primary", elem_id="traverse_btn")
     caption = gr.Markdown()
     with gr.Row():
-        alm = gr.Audio(label="ALMTokenizer", type="filepath", interactive=False, elem_id="trav_alm")
-        enc = gr.Audio(label="EnCodec", type="filepath", interactive=False, elem_id="trav_encodec")
+        players = [
+            gr.Audio(label=c.label, type="filepath", interactive=False, elem_id=f"trav_{c.key}")
+            for c in studio.codecs
+        ]
     zip_out = gr.File(label="All wavs (zip)", elem_id="trav_zip")
 
-    @user_errors
-    def on_traverse(specs, ups, r, n, m, w, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        return traverse_both(studio, specs, ups, r, n, m, w, progress)
+    def on_traverse(
+        waypoints,
+        uploads,
+        rendering,
+        steps,
+        interpolation,
+        window,
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008
+    ):
+        return traverse_both(
+            studio, waypoints, uploads, rendering, steps, interpolation, window, progress
+        )
 
     run.click(
-        on_traverse,
+        studio_handler(studio, on_traverse),
         [waypoints, uploads, rendering, steps, mode, window],
-        [alm, enc, zip_out, caption],
+        [*players, zip_out, caption],
         api_name="traverse",
     )
