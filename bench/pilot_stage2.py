@@ -16,9 +16,10 @@ autoencoder alone (the ceiling). Clips are whole notes, cut to `--seconds`.
 
 Diagnosis: per-channel spread and outliers after standardisation, how predictable a frame is
 from the previous one, the share of variance a linear code of k numbers per w frames can keep
-(PCA over stacked frames; a lower bound on the error of any 64-number token), and what the
-decoder keeps of the pitch when the latents get white noise or are averaged over w frames
-(what an MSE-optimal predictor that cannot know the fine structure outputs).
+(PCA over stacked frames), the error of a Gaussian of the same covariance coded at the token's
+33 bits (reverse water-filling), and what the decoder keeps of the pitch when the latents get
+white noise or are averaged over w frames (what an MSE-optimal predictor that cannot know the
+fine structure outputs).
 """
 
 from __future__ import annotations
@@ -119,6 +120,19 @@ def run_scores(args: argparse.Namespace) -> None:
             log.info("w=%d scored in %.0f s", w, time.time() - t0)
 
 
+def gaussian_distortion(eigenvalues: torch.Tensor, bits: float) -> float:
+    """Relative MSE of a Gaussian source with these covariance eigenvalues coded at `bits`
+    (reverse water-filling): what an ideal linear transform + coder reaches; a non-Gaussian
+    source can do better only through structure beyond its covariance."""
+    ev = eigenvalues.double()
+    lo, hi = 1e-12, float(ev.max())
+    for _ in range(100):  # bisect the water level theta (geometrically)
+        theta = math.sqrt(lo * hi)
+        rate = float(0.5 * torch.log2(ev[ev > theta] / theta).sum())
+        lo, hi = (theta, hi) if rate > bits else (lo, theta)
+    return float(ev.clamp(max=theta).sum() / ev.sum())
+
+
 @torch.no_grad()
 def diagnose(source: str, seconds: float) -> None:
     from codec.encodec import EnCodecCodec
@@ -147,8 +161,11 @@ def diagnose(source: str, seconds: float) -> None:
         f"{((y - x) ** 2).mean() / (y**2).mean():.2f}; best linear map -> "
         f"{((y - x @ coef) ** 2).mean() / (y**2).mean():.2f}"
     )
-    print("\n| w | error of the best linear code of 33 / 64 / 128 / 256 numbers per token |")
-    print("|---|---|")
+    print(
+        "\n| w | best linear code of 33 / 64 / 128 / 256 numbers per token | Gaussian "
+        "rate-distortion at 33 / 66 bits per token |"
+    )
+    print("|---|---|---|")
     for w in (3, 6, 10):
         blocks = []
         for z in frames:
@@ -158,7 +175,9 @@ def diagnose(source: str, seconds: float) -> None:
         b = torch.cat(blocks)
         ev = torch.linalg.eigvalsh(b.T @ b / b.shape[0]).flip(0)
         cum = ev.cumsum(0) / ev.sum()
-        print(f"| {w} | " + " / ".join(f"{1 - cum[k - 1]:.3f}" for k in (33, 64, 128, 256)) + " |")
+        lin = " / ".join(f"{1 - cum[k - 1]:.3f}" for k in (33, 64, 128, 256))
+        rd = " / ".join(f"{gaussian_distortion(ev.clamp_min(0), bits):.3f}" for bits in (33, 66))
+        print(f"| {w} | {lin} | {rd} |")
     clips = held_out_notes(["val"], seconds, None)
     print(f"\ndecoder tolerance on {len(clips)} pitched val notes (pitch kept, SI-SDR):")
     g = torch.Generator().manual_seed(0)

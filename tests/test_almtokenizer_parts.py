@@ -13,6 +13,7 @@ from codec.almtokenizer import ALMConfig, BaseArgs, preset
 from codec.almtokenizer.depth_ar import DepthAR
 from codec.almtokenizer.interleave import (
     frame_positions,
+    group_means,
     interleave_masks,
     interleave_queries,
     num_groups,
@@ -157,6 +158,39 @@ def test_rvq_kmeans_init_ema_and_straight_through() -> None:
     rvq.eval()
     # codes were chosen before this step's EMA update moved the codewords a little
     torch.testing.assert_close(rvq.decode(rvq.encode(x)), out.quantized.detach(), atol=1e-3, rtol=0)
+
+
+def test_rvq_warmup_passes_through_then_initialises_on_the_buffer() -> None:
+    rvq = ResidualVQ(dim=6, n_q=2, codebook_size=8, codebook_dim=None, warmup_steps=3).train()
+    centers = torch.randn(8, 6) * 3
+    batches = [centers[torch.randint(0, 8, (40,))] + 0.01 * torch.randn(40, 6) for _ in range(4)]
+    for x in batches[:3]:
+        x = x.T.reshape(1, 6, 40)
+        out = rvq(x)
+        assert torch.equal(out.quantized, x) and float(out.commit_loss) == 0.0
+        assert not any(bool(cb.initialized) for cb in rvq.codebooks)
+    x = batches[3].T.reshape(1, 6, 40)
+    out = rvq(x)  # fourth call: k-means on the 120 buffered vectors, then quantize
+    assert all(bool(cb.initialized) for cb in rvq.codebooks) and int(rvq.steps) == 4
+    assert (out.quantized - x).pow(2).mean() < 0.05 and out.commit_loss > 0
+    rvq.eval()
+    assert not torch.equal(rvq(x).quantized, x)  # eval mode never passes through
+
+
+def test_group_means_and_per_group_queries() -> None:
+    frames = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    means = group_means(frames, 2)  # groups (0, 1), (2, 3), (4, pad)
+    torch.testing.assert_close(means[:, 1], frames[:, 2:4].mean(1))
+    torch.testing.assert_close(means[:, 2], frames[:, 4] / 2)
+    inter = interleave_queries(frames, means, 2)
+    torch.testing.assert_close(retrieve_queries(inter.seq, 2), means)
+    with pytest.raises(ValueError, match="query"):
+        interleave_queries(frames, means[:, :2], 2)
+    tokens = torch.randn(2, 3, 3)
+    masks = torch.randn(2, 3, 2, 3)
+    seq = interleave_masks(tokens, masks, 2)
+    torch.testing.assert_close(retrieve_frames(seq, 2), masks.reshape(2, 6, 3))
+    torch.testing.assert_close(retrieve_queries(seq, 2), tokens)
 
 
 def test_rvq_ema_moves_codewords_and_replaces_dead_codes() -> None:

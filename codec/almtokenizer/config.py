@@ -66,10 +66,19 @@ class BaseArgs:
         dead_code_steps: a codeword unused for this many training steps is replaced by a
             vector of the current batch.
         kmeans_iters: Lloyd iterations of the k-means codebook initialisation.
+        quantizer_warmup_steps: training steps that pass the tokens unquantized while their
+            vectors are collected; the codebooks are then k-means-initialised on ~8k vectors
+            of a trained encoder instead of on one batch of an untrained one (0: first batch).
         kmeans_features_path: optional `.npy` / `.safetensors` file of precomputed features
             `[N, codebook_dim]` (the "semantic prior"); k-means over them initialises the first
             codebook. None: every codebook is initialised by k-means on the first training batch.
-        window_min, window_max: training range of the window size w (drawn per batch).
+        window_min, window_max: training range of the window size w (drawn per batch);
+            window_max also bounds the w accepted at inference (one mask vector per position).
+        window_summary: a direct path from the start of training: each query input is the
+            query vector plus the mean of its own group's frames, and each decoder mask vector
+            is added to its group's token. The bottleneck is unchanged (the decoder still only
+            sees the tokens); without it the query and mask attention must first find their
+            group, which stalled stage 2 (bench/results/pilot_stage2.md).
         default_window: w used when `encode`/`decode`/`frame_rate` get `window=None`.
         ar_layers: layers of the depth-AR transformer; 0 disables the AR loss.
         ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
@@ -99,9 +108,11 @@ class BaseArgs:
     ema_decay: float = 0.99
     dead_code_steps: int = 200
     kmeans_iters: int = 10
+    quantizer_warmup_steps: int = 0
     kmeans_features_path: str | None = None
     window_min: int = 2
     window_max: int = 10
+    window_summary: bool = True
     default_window: int = 6
     ar_layers: int = 2
     ar_dim: int = 128
@@ -128,7 +139,8 @@ class BaseArgs:
                      "encodec_n_filters", "ar_dim", "ar_n_heads"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"base_args.{name}: must be positive, got {getattr(self, name)}")
-        for name in ("encodec_residual_layers", "encodec_lstm", "ar_layers"):
+        for name in ("encodec_residual_layers", "encodec_lstm", "ar_layers",
+                     "quantizer_warmup_steps"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"base_args.{name}: must be >= 0, got {getattr(self, name)}")
         _check_max("base_args", self, ("n_layers", "decoder_n_layers", "ar_layers",

@@ -60,8 +60,17 @@ class Interleaved:
     num_frames: int
 
 
+def group_means(frames: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of each group of `window` frames of `[B, T, D]` (zero-padded to whole groups):
+    `[B, ceil(T / w), D]`."""
+    B, T, D = frames.shape
+    n = num_groups(T, window)
+    return F.pad(frames, (0, 0, 0, n * window - T)).reshape(B, n, window, D).mean(2)
+
+
 def interleave_queries(frames: torch.Tensor, query: torch.Tensor, window: int) -> Interleaved:
-    """Insert `query` `[D]` after every `window` frames of `frames` `[B, T, D]`.
+    """Insert a query after every `window` frames of `frames` `[B, T, D]`: the same vector
+    `query` `[D]` everywhere, or one per group `[B, n, D]`.
 
     T is zero-padded up to a multiple of w first, so the result has T_pad + T_pad / w positions.
     """
@@ -71,7 +80,12 @@ def interleave_queries(frames: torch.Tensor, query: torch.Tensor, window: int) -
     if pad:
         frames = F.pad(frames, (0, 0, 0, pad))
     groups = frames.reshape(B, n, window, D)
-    q = query.reshape(1, 1, 1, D).expand(B, n, 1, D).to(frames.dtype)
+    if query.ndim == 3:
+        if query.shape != (B, n, D):
+            raise ValueError(f"query must be [{D}] or [{B}, {n}, {D}], got {tuple(query.shape)}")
+        q = query[:, :, None].to(frames.dtype)
+    else:
+        q = query.reshape(1, 1, 1, D).expand(B, n, 1, D).to(frames.dtype)
     seq = torch.cat([groups, q], dim=2).reshape(B, n * (window + 1), D)
     return Interleaved(seq=seq, window=window, num_tokens=n, num_frames=T)
 
@@ -90,10 +104,15 @@ def retrieve_frames(seq: torch.Tensor, window: int) -> torch.Tensor:
 
 def interleave_masks(tokens: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
     """Decoder input: for each token of `tokens` `[B, n, D]`, `window` mask vectors followed by
-    the token: `[B, n * (w + 1), D]`. `mask` is one vector `[D]` (repeated w times) or one per
-    position in the window `[w, D]`."""
+    the token: `[B, n * (w + 1), D]`. `mask` is one vector `[D]` (repeated w times), one per
+    position in the window `[w, D]`, or one per position of every group `[B, n, w, D]`."""
     _check_window(window)
     B, n, D = tokens.shape
+    if mask.ndim == 4:
+        if mask.shape != (B, n, window, D):
+            raise ValueError(f"mask must be [{B}, {n}, {window}, {D}], got {tuple(mask.shape)}")
+        m = mask.to(tokens.dtype)
+        return torch.cat([m, tokens[:, :, None]], dim=2).reshape(B, n * (window + 1), D)
     if mask.ndim == 1:
         mask = mask.reshape(1, D).expand(window, D)
     if mask.shape != (window, D):

@@ -25,6 +25,7 @@ from codec.almtokenizer.config import ALMConfig, preset
 from codec.almtokenizer.depth_ar import DepthAR
 from codec.almtokenizer.frontend_encodec import EncodecFrontend
 from codec.almtokenizer.interleave import (
+    group_means,
     interleave_masks,
     interleave_queries,
     retrieve_frames,
@@ -71,8 +72,10 @@ class ALMTokenizer(Codec):
             dead_code_steps=a.dead_code_steps,
             kmeans_iters=a.kmeans_iters,
             prior_path=a.kmeans_features_path,
+            warmup_steps=a.quantizer_warmup_steps,
         )
-        self.mask_token = nn.Parameter(torch.randn(a.dim) * 0.02)
+        # one mask vector per position in the window (w <= window_max), as w learnable masks
+        self.mask_token = nn.Parameter(torch.randn(a.window_max, a.dim) * 0.02)
         self.decoder = Transformer(
             a.dim, a.decoder_n_layers, a.n_heads, a.ffn_dim, a.causal, attn_span=a.attn_span
         )
@@ -163,7 +166,10 @@ class ALMTokenizer(Codec):
             if self.mae is None:
                 raise ValueError("mae_mask given but the MAE branch is disabled")
             x = self.mae.mask_inputs(x, mae_mask)
-        inter = interleave_queries(x, self.query_token, window)
+        query = self.query_token
+        if self.config.base_args.window_summary:  # + the mean of the group's own frames
+            query = query + group_means(x, window)
+        inter = interleave_queries(x, query, window)
         out = self.encoder(inter.seq)
         return out, retrieve_queries(out, window).transpose(1, 2)
 
@@ -173,7 +179,13 @@ class ALMTokenizer(Codec):
             raise ValueError(
                 f"latents must be [B, {self.latent_dim}, T], got {tuple(latents.shape)}"
             )
-        seq = interleave_masks(latents.transpose(1, 2), self.mask_token, window)
+        if window > self.mask_token.shape[0]:
+            raise ValueError(f"window {window} > base_args.window_max {self.mask_token.shape[0]}")
+        tokens = latents.transpose(1, 2)  # (B, n, D)
+        mask = self.mask_token[:window]
+        if self.config.base_args.window_summary:  # each mask vector + its group's token
+            mask = mask[None, None] + tokens[:, :, None]
+        seq = interleave_masks(tokens, mask, window)
         out = self.decoder(seq, group_size=window + 1)  # window-granular causality
         return self.frame_out(retrieve_frames(out, window)).transpose(1, 2)
 

@@ -21,6 +21,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+WARMUP_BUFFER = 8192  # vectors kept for the k-means after the quantizer warm-up
+
 
 def kmeans_plus_plus(
     x: torch.Tensor, k: int, generator: torch.Generator | None = None
@@ -194,6 +196,9 @@ class ResidualVQ(nn.Module):
         codebook_dim: C (None: D, no projections).
         decay, dead_code_steps, kmeans_iters: see `BaseArgs`.
         prior_path: optional semantic-prior features `[N, C]` for the first codebook.
+        warmup_steps: training calls that pass `x` through unquantized (no commitment loss)
+            while the last `WARMUP_BUFFER` vectors are kept; the codebooks are then
+            initialised by k-means on them. 0: k-means on the first training batch.
     """
 
     def __init__(
@@ -206,8 +211,12 @@ class ResidualVQ(nn.Module):
         dead_code_steps: int = 200,
         kmeans_iters: int = 10,
         prior_path: str | None = None,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
+        self.warmup_steps = warmup_steps
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training calls
+        self._buffer: torch.Tensor | None = None  # warm-up vectors (not saved)
         cdim = codebook_dim or dim
         self.dim, self.codebook_dim, self.n_q = dim, cdim, n_q
         self.kmeans_iters, self.prior_path = kmeans_iters, prior_path
@@ -226,12 +235,19 @@ class ResidualVQ(nn.Module):
         call and EMA-updated on every call."""
         B, D, T = x.shape
         z = self.project_in(x.transpose(1, 2)).reshape(B * T, self.codebook_dim)  # (B*T, C)
+        if self.training:
+            self.steps += 1
+            if int(self.steps) <= self.warmup_steps:
+                return self._warmup(z, B, T)
         residual = z
         quantized = torch.zeros_like(z)
         codes, layers, commit, stats = [], [], [], {}
         for k, cb in enumerate(self.codebooks):
             if self.training and not bool(cb.initialized):
-                self._init_codebook(k, residual)
+                if self._buffer is not None and k == 0:
+                    self._init_from_buffer()
+                else:
+                    self._init_codebook(k, residual)
             idx = cb.nearest(residual.detach().float())
             q = cb.lookup(idx).type_as(residual)
             commit.append(F.mse_loss(residual, q.detach()))
@@ -251,6 +267,36 @@ class ResidualVQ(nn.Module):
             layer_outputs=torch.stack(layers, 0).reshape(self.n_q, B, T, -1).permute(1, 0, 3, 2),
             stats=stats,
         )
+
+    def _warmup(self, z: torch.Tensor, b: int, t: int) -> QuantizerOutput:
+        """Unquantized pass of the warm-up: `z` `[b * t, C]` (projected tokens) back through
+        `project_out`; the vectors are buffered for the k-means that follows."""
+        B, T = b, t  # noqa: N806
+        keep = z.detach().float()
+        if self._buffer is not None:
+            keep = torch.cat([self._buffer, keep])[-WARMUP_BUFFER:]
+        self._buffer = keep
+        out = self.project_out(z.reshape(B, T, -1)).transpose(1, 2)
+        layers = torch.zeros(B, self.n_q, self.codebook_dim, T, device=z.device, dtype=z.dtype)
+        layers[:, 0] = z.reshape(B, T, -1).transpose(1, 2)
+        return QuantizerOutput(
+            quantized=out,
+            codes=torch.zeros(B, self.n_q, T, dtype=torch.long, device=z.device),
+            commit_loss=z.new_zeros(()),
+            layer_outputs=layers,
+            stats={"stats/quantizer_warmup": 1.0},
+        )
+
+    @torch.no_grad()
+    def _init_from_buffer(self) -> None:
+        """k-means of every codebook on the buffered warm-up vectors (residuals layer by layer)."""
+        assert self._buffer is not None
+        residual = self._buffer
+        for k, cb in enumerate(self.codebooks):
+            cb.init_from(kmeans(residual, cb.size, self.kmeans_iters).to(cb.embed.dtype))
+            residual = residual - cb.lookup(cb.nearest(residual))
+            log.info("codebook %d initialised by k-means on %d warm-up vectors", k, len(residual))
+        self._buffer = None
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
