@@ -168,6 +168,7 @@ def test_rvq_warmup_passes_through_then_initialises_on_the_buffer() -> None:
         x = x.T.reshape(1, 6, 40)
         out = rvq(x)
         assert torch.equal(out.quantized, x) and float(out.commit_loss) == 0.0
+        assert out.commit_loss.requires_grad == x.requires_grad
         assert not any(bool(cb.initialized) for cb in rvq.codebooks)
     x = batches[3].T.reshape(1, 6, 40)
     out = rvq(x)  # fourth call: k-means on the 120 buffered vectors, then quantize

@@ -282,7 +282,7 @@ class ResidualVQ(nn.Module):
         return QuantizerOutput(
             quantized=out,
             codes=torch.zeros(B, self.n_q, T, dtype=torch.long, device=z.device),
-            commit_loss=z.new_zeros(()),
+            commit_loss=F.mse_loss(z, z.detach()),  # 0, but part of the graph like the others
             layer_outputs=layers,
             stats={"stats/quantizer_warmup": 1.0},
         )
