@@ -2,7 +2,7 @@
 # One command for a lent GPU (e.g. `device`'s H200): the shared autoencoder, EnCodec's RVQ on it,
 # then ALMTokenizer's stage 2 on it, each bounded in minutes so the whole run fits in ~10 min.
 #   bash scripts/train_gpu.sh [AE_MINUTES] [ALM_MINUTES]     (defaults 5 and 4)
-# Data: the bundled demo set, plus the corpus when CORPUS=/path/to/corpus is set (the corpus is
+# Data: the bundled demo set, plus the corpus when CORPUS=data/corpus is set (the corpus is
 # ~1.4 GB and is built with `python -m codec.data.corpus build --out DIR`). Results land in
 # work_dirs/gpu/; compare with `python -m bench.gates --encodec work_dirs/gpu/encodec
 # --alm work_dirs/gpu/almtokenizer/best` before shipping anything.
