@@ -9,6 +9,7 @@ on the `codec` field. Every failure raises `CheckpointError` naming the file and
 
 `save_codec` swaps a new folder in with two renames (`NAME` -> `.NAME.old-<pid>`, then the new
 folder -> `NAME`); `recover_checkpoint` undoes a swap that a killed process left half done.
+`swap_folder` is the project's one atomic folder swap (training checkpoints use it too).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,7 +218,7 @@ def load_codec(path: str | Path) -> Codec:
         raise CheckpointError(f"{Path(path) / CONFIG_NAME}: invalid model config: {e}") from e
     load_state_strict(model, read_weights(path), str(Path(path) / WEIGHTS_NAME))
     model.eval()
-    model.checkpoint_hash = checkpoint_hash(path)  # type: ignore[attr-defined]
+    model.checkpoint_hash = checkpoint_hash(path)
     model.checkpoint_meta = cfg.get("meta", {})  # type: ignore[attr-defined]
     log.info("loaded %s from %s (hash %s)", name, path, model.checkpoint_hash)
     return model
@@ -246,25 +248,66 @@ def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = Non
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync(f)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        swap_folder(tmp, folder, old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists() and not folder.exists():
-            os.replace(old, folder)  # the second rename failed: put the previous folder back
         raise
     return folder
+
+
+def swap_folder(
+    staging: Path, folder: Path, old: Path, sync_dir: Callable[[Path], None] | None = None
+) -> None:
+    """Put the complete folder `staging` in place of `folder`, atomically for readers of
+    `folder`: two renames (`folder` -> `old`, `staging` -> `folder`), an fsync of the parent
+    folder, then `old` is removed.
+
+    A crash at any moment leaves `folder` complete (old or new), except between the two renames,
+    when only `old` holds the previous folder: the callers' recovery (`recover_checkpoint`,
+    `codec.training.state.recover`) renames it back. If the second rename fails, `old` is put
+    back before the error propagates.
+
+    Args:
+        staging: the new folder, fully written and fsynced, on the same file system.
+        folder: the name to swap it in as (need not exist).
+        old: where the previous folder waits between the renames (a leftover is replaced).
+        sync_dir: how to fsync the parent folder (default `fsync_dir`).
+    """
+    had = folder.exists()
+    if had:
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(folder, old)
+    try:
+        os.replace(staging, folder)
+    except BaseException:
+        if had and old.exists() and not folder.exists():
+            os.replace(old, folder)  # the second rename failed: put the previous folder back
+        raise
+    (sync_dir or fsync_dir)(folder.parent)
+    if had:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder (its entries' renames become durable); best effort: some file systems
+    refuse to open or sync folders."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def checkpoint_hash(path: str | Path) -> str:

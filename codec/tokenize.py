@@ -110,14 +110,15 @@ def load_tokenizer_codec(
     if checkpoint is None:
         raise UsageError(f"--checkpoint is required for {name}")
     model = load_codec(checkpoint)
-    model.weights_source = f"checkpoint:{checkpoint}"  # type: ignore[attr-defined]
+    model.weights_source = f"checkpoint:{checkpoint}"
     return model
 
 
 def resolve_window(codec: Codec, window: int | None) -> int | None:
-    if codec.name == "encodec":
+    if codec.setting().kind != "window":  # asked on the interface, not by name
         if window is not None:
-            log.warning("--window has no meaning for EnCodec (75 Hz); ignored")
+            log.warning("--window has no meaning for %s (its setting is not a window); ignored",
+                        codec.name)  # fmt: skip
         return None
     if window is None:
         raise UsageError(f"--window is required for {codec.name}")

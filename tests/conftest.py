@@ -1,11 +1,10 @@
-"""Fixtures shared by the test modules (plain builders live in helper modules, never in test
-modules: tests/fixtures.py for datasets, tests/tiny_models.py for CPU-sized models,
-tests/app_assets.py for the app's checkpoints and clips).
+"""Fixtures shared by the test modules. Plain builders live in helper modules, never in test
+modules (test modules do not import each other): tests/fixtures.py for datasets in the real
+layouts, tests/tiny_models.py for CPU-sized models and the timbre dataset, tests/app_assets.py
+for the app's checkpoints and clips.
 
 - `assets`: the app's assets (small random-init checkpoints, a miniature Good-sounds with
-  speech, test clips), built once per test module.
-- `tiny_alm`, `tiny_encodec`: fresh copies of CPU-sized models with k-means-initialised
-  codebooks (seed 0), in eval mode.
+  speech, test clips), built once per test module that asks for them.
 """
 
 from __future__ import annotations

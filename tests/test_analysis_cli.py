@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from analysis.cli import main
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import torch
 from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import evaluate_codecs, settings_for
 from codec.data import list_items
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 

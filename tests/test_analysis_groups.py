@@ -19,7 +19,7 @@ from analysis.groups import (
 )
 from analysis.latents import extract_latents
 from codec.data.goodsounds import load_goodsounds
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 KNOWN = ("bass", "clarinet", "cello", "sax_alto", "speech_female")

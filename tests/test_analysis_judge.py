@@ -15,7 +15,7 @@ import analysis.judge as J
 from analysis.judge import Judge, fit_judge, hz_to_note, judge_split, load_or_fit_judge
 from analysis.judge_features import FEATURE_NAMES, audio_features
 from codec.audio import load_audio
-from tests.test_analysis_helpers import timbre_dataset, timbre_tone
+from tests.tiny_models import timbre_dataset, timbre_tone
 
 torch.set_num_threads(1)
 INSTRUMENTS = ("flute", "cello", "clarinet", "bass")

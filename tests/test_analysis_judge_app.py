@@ -12,7 +12,7 @@ import torch
 from analysis.export import export_audio
 from app.judging import judge_loader, reconstruct_verdicts, transfer_verdicts, traversal_strip
 from codec.audio import load_audio
-from tests.test_analysis_helpers import timbre_dataset
+from tests.tiny_models import timbre_dataset
 
 torch.set_num_threads(1)
 

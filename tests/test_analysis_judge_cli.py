@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from analysis.cli import main
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 

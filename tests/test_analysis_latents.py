@@ -14,7 +14,7 @@ from analysis.dataset import load_items
 from analysis.latents import LatentCache, encode_waveform, extract_latents
 from codec.audio import load_audio
 from codec.checkpoint import load_codec
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ import torch
 
 from analysis.metrics import align_delay, codec_rates, quality_metrics
 from codec.metrics import si_sdr
-from tests.test_analysis_helpers import tiny_alm, tiny_encodec
+from tests.tiny_models import tiny_alm, tiny_encodec
 
 SR = 24000
 torch.set_num_threads(1)

@@ -12,7 +12,7 @@ import torch
 from analysis.latents import extract_latents
 from analysis.probe import grouped_folds, item_label, probe_attribute, probe_latents
 from codec.data.goodsounds import load_goodsounds
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 

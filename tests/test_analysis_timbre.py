@@ -25,7 +25,7 @@ from codec.almtokenizer import ALMTokenizer
 from codec.audio import load_audio
 from codec.base import Codec, Encoded
 from codec.metrics import estimate_f0
-from tests.test_analysis_helpers import (
+from tests.tiny_models import (
     MIDIS,
     SR,
     TINY_ALM,

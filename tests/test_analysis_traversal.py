@@ -14,7 +14,7 @@ from analysis.export import export_audio, safe_name
 from analysis.interpolate import lerp, path_frames, resample_time, slerp
 from analysis.traversal import export_traversal, traverse
 from codec.audio import load_audio
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ from analysis.dataset import load_items
 from analysis.maps import build_latent_map
 from analysis.projection import ProjectionCache, fit_projection
 from codec.audio import load_audio
-from tests.test_analysis_helpers import timbre_dataset, tiny_alm, tiny_encodec
+from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)

@@ -18,6 +18,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -302,3 +303,40 @@ def test_exports_per_request_are_bounded(server, tmp_path: Path, monkeypatch) ->
     print(f"\nexport folder: {n0} files / {b0} B after 2 transfers, {n1} / {b1} B after 5")
     assert len(list(root.glob("timbre-*"))) == 2
     assert n1 == n0, "identical transfers beyond --keep-exports grew the export folder"
+
+
+# ------------------------------------------------------------------------------------------------
+# export folders and upload/export flags
+# ------------------------------------------------------------------------------------------------
+def test_export_folders_are_pruned_per_kind(tmp_path: Path) -> None:
+    from app.state import Studio
+
+    studio = SimpleNamespace(
+        config=SimpleNamespace(export_dir=tmp_path / "exports", keep_exports=3),
+        export_lock=threading.Lock(),
+    )
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "timbre-mine").mkdir()  # not an export folder's name: kept
+    made = []
+    for i in range(6):
+        made.append(Studio.new_export_folder(studio, "timbre"))  # type: ignore[arg-type]
+        os.utime(made[-1], (i, i))  # creation order, whatever the clock's resolution
+    other = Studio.new_export_folder(studio, "traversal")  # type: ignore[arg-type]
+    left = sorted((tmp_path / "exports").iterdir())
+    assert left == sorted([*made[-3:], other, tmp_path / "exports" / "timbre-mine"])
+
+
+def test_app_cli_upload_and_export_flags() -> None:
+    from app.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(["--no-warmup"]), parser)
+    assert (cfg.max_upload_mb, cfg.keep_exports) == (50.0, 20)
+    cfg = config_from_args(
+        parser.parse_args(["--max-upload-mb", "5", "--keep-exports", "3"]), parser
+    )
+    assert (cfg.max_upload_mb, cfg.keep_exports) == (5.0, 3)
+    for bad in (["--keep-exports", "0"], ["--max-upload-mb", "0"], ["--max-upload-mb", "nan"]):
+        with pytest.raises(SystemExit) as e:
+            config_from_args(parser.parse_args(bad), parser)
+        assert e.value.code == 2

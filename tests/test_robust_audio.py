@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import codec.audio as audio_mod
 from codec.audio import AudioError, ensure_mono_24k, load_audio
 from tests.fixtures import tone
+from tests.tiny_models import kmeans_warm, untrained_tiny_alm, untrained_tiny_encodec
 
 SR = 24000
 FUZZ = settings(
@@ -403,35 +404,6 @@ def test_int_pcm_is_scaled() -> None:
 # ------------------------------------------------------------------------------------------------
 # through the codecs
 # ------------------------------------------------------------------------------------------------
-def tiny_alm():
-    from codec.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs
-
-    torch.manual_seed(0)
-    args = BaseArgs(
-        patch_dim=16, dim=32, n_heads=2, n_layers=1, decoder_n_layers=1, ffn_dim=64,
-        codebook_size=16, codebook_dim=8, ar_layers=1, ar_dim=16, ar_n_heads=2,
-        encodec_n_filters=2, encodec_lstm=0,
-    )  # fmt: skip
-    model = ALMTokenizer(ALMConfig(args, MAEArgs(dim=16, n_heads=2, n_layers=1)))
-    model.train()
-    model(torch.randn(2, 1, 4800) * 0.1, 2, stage=2)  # k-means init of the codebooks
-    return model.eval()
-
-
-def tiny_encodec():
-    from codec.encodec import EnCodecCodec, EnCodecConfig
-
-    torch.manual_seed(0)
-    cfg = EnCodecConfig(
-        dimension=16, n_filters=4, lstm=0, n_q=4, bins=16, target_bandwidths=[0.3, 0.6, 1.2],
-        bandwidth=0.6, train_bandwidths=[0.6], kmeans_iters=2,
-    )  # fmt: skip
-    model = EnCodecCodec(cfg)
-    model.train()
-    model(torch.randn(2, 1, 4800) * 0.1, stage=2)
-    return model.eval()
-
-
 def default_sized():
     """The demo-preset ALMTokenizer and the official-architecture EnCodec, untrained."""
     from codec.almtokenizer import ALMTokenizer, preset
@@ -445,8 +417,8 @@ def default_sized():
 def codecs():
     alm, enc = default_sized()
     return {
-        "almtokenizer": tiny_alm(),
-        "encodec": tiny_encodec(),
+        "almtokenizer": kmeans_warm(untrained_tiny_alm()),  # codebooks k-means-initialised
+        "encodec": kmeans_warm(untrained_tiny_encodec()),
         "almtokenizer_demo_untrained": alm,
         "encodec_24khz_untrained": enc,
     }

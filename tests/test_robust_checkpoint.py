@@ -34,6 +34,8 @@ from hypothesis import strategies as st
 
 import codec.checkpoint as ck
 from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_codec, save_codec
+from tests.tiny_models import untrained_tiny_alm as tiny_alm
+from tests.tiny_models import untrained_tiny_encodec as tiny_encodec
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(
@@ -42,30 +44,6 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-TINY_ENCODEC = dict(
-    dimension=16, n_filters=4, lstm=0, n_q=4, bins=16, target_bandwidths=[0.3, 0.6, 1.2],
-    bandwidth=0.6, train_bandwidths=[0.6], kmeans_iters=2,
-)  # fmt: skip
-
-
-def tiny_encodec(**over):
-    from codec.encodec import EnCodecCodec, EnCodecConfig
-
-    torch.manual_seed(0)
-    return EnCodecCodec(EnCodecConfig.from_dict({**TINY_ENCODEC, **over})).eval()
-
-
-def tiny_alm(**over):
-    from codec.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs
-
-    torch.manual_seed(0)
-    args = dict(
-        patch_dim=16, dim=32, n_heads=2, n_layers=1, decoder_n_layers=1, ffn_dim=64,
-        codebook_size=16, codebook_dim=8, ar_layers=1, ar_dim=16, ar_n_heads=2,
-        encodec_n_filters=2, encodec_lstm=0,
-    )  # fmt: skip
-    args.update(over)
-    return ALMTokenizer(ALMConfig(BaseArgs(**args), MAEArgs(dim=16, n_heads=2, n_layers=1))).eval()
 
 
 @pytest.fixture(scope="module")
@@ -541,7 +519,7 @@ def test_sigkill_during_save_codec_leaves_old_or_new(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import os, signal, sys
         import codec.checkpoint as ck
-        from tests.test_robust_checkpoint import tiny_encodec
+        from tests.tiny_models import untrained_tiny_encodec as tiny_encodec
         point, n = sys.argv[1], int(sys.argv[2])
         calls = []
         def killer(real):

@@ -30,7 +30,7 @@ from codec.train import Trainer, train
 from codec.training import distributed as D
 from codec.training import state as S
 from tests.fixtures import make_goodsounds
-from tests.test_train import tiny_config, tiny_raw
+from tests.train_configs import tiny_config, tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -18,7 +18,7 @@ from codec.checkpoint import load_codec
 from codec.train import train
 from codec.training import state as S
 from tests.fixtures import make_goodsounds
-from tests.test_train import tiny_config, tiny_raw
+from tests.train_configs import tiny_config, tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

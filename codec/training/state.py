@@ -10,8 +10,9 @@ A training checkpoint folder (e.g. `checkpoint_dir/latest/`) is a normal model f
 `train_state.safetensors` keeps every tensor as a safetensors tensor and the rest of the (nested)
 state as JSON in the file's metadata, so nothing is ever unpickled.
 
-The folder is built under a staging name and swapped in with two renames
-(`latest` -> `.latest.old`, staging -> `latest`); a run killed at any moment leaves either
+The folder is built under a staging name and swapped in with two renames by
+`codec.checkpoint.swap_folder` (`latest` -> `.latest.old`, staging -> `latest`); a run killed at
+any moment leaves either
 `latest` or `.latest.old` complete, and `recover` puts the latter back. `recover` (run on
 `--resume` and before every checkpoint write) also removes the staging folders of killed runs.
 """
@@ -30,7 +31,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, pid_alive, save_codec
+from codec.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    fsync_dir,
+    pid_alive,
+    save_codec,
+    swap_folder,
+)
 
 TRAIN_STATE_NAME = "train_state.safetensors"
 DISC_NAME = "discriminator.safetensors"
@@ -222,12 +231,7 @@ def save_training_checkpoint(
         for f in staging.iterdir():
             _fsync_file(f)
         _fsync_dir(staging)
-        old = _old_name(folder)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        _fsync_dir(folder.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_folder(staging, folder, _old_name(folder), sync_dir=lambda p: _fsync_dir(p))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -240,13 +244,4 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path)

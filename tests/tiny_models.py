@@ -1,8 +1,11 @@
-"""Shared builders for the analysis tests (no tests here).
+"""The CPU-sized models and datasets the tests share (a helper module: no tests here; the
+fixtures built on it are in tests/conftest.py).
 
 - `tiny_alm` / `tiny_encodec`: CPU-sized real ALMTokenizer and EnCodecCodec models, randomly
   initialised, whose codebooks are initialised by one training-mode forward (k-means on a
   batch), so quantized latents are not all equal.
+- `untrained_tiny_alm` / `untrained_tiny_encodec`: smaller still, any config key overridable,
+  codebooks not initialised (checkpoint and robustness tests); `kmeans_warm` initialises them.
 - `timbre_dataset`: `tests.fixtures.make_goodsounds` in the real layout, with each file rewritten
   with an instrument-specific timbre (harmonic recipe) so instruments differ in latent space.
 """
@@ -87,6 +90,43 @@ def _tiny_encodec(seed: int) -> EnCodecCodec:
     model.train()
     with torch.no_grad():
         model(_warmup_batch(seed + 1))
+    return model.eval()
+
+
+ROBUST_ALM_ARGS = dict(
+    patch_dim=16, dim=32, n_heads=2, n_layers=1, decoder_n_layers=1, ffn_dim=64,
+    codebook_size=16, codebook_dim=8, ar_layers=1, ar_dim=16, ar_n_heads=2,
+    encodec_n_filters=2, encodec_lstm=0,
+)  # fmt: skip
+ROBUST_ENCODEC = dict(
+    dimension=16, n_filters=4, lstm=0, n_q=4, bins=16, target_bandwidths=[0.3, 0.6, 1.2],
+    bandwidth=0.6, train_bandwidths=[0.6], kmeans_iters=2,
+)  # fmt: skip
+
+
+def untrained_tiny_alm(**over: object) -> ALMTokenizer:
+    """A tiny ALMTokenizer (seed 0, AR head and MAE branch of one layer each), eval mode,
+    codebooks not initialised; `over` replaces base_args keys."""
+    from codec.almtokenizer import ALMConfig, BaseArgs, MAEArgs
+
+    torch.manual_seed(0)
+    args = {**ROBUST_ALM_ARGS, **over}
+    return ALMTokenizer(ALMConfig(BaseArgs(**args), MAEArgs(dim=16, n_heads=2, n_layers=1))).eval()
+
+
+def untrained_tiny_encodec(**over: object) -> EnCodecCodec:
+    """A tiny EnCodecCodec (seed 0, 4 codebooks of 16), eval mode, codebooks not initialised;
+    `over` replaces config keys."""
+    from codec.encodec import EnCodecConfig
+
+    torch.manual_seed(0)
+    return EnCodecCodec(EnCodecConfig.from_dict({**ROBUST_ENCODEC, **over})).eval()
+
+
+def kmeans_warm(model: torch.nn.Module) -> torch.nn.Module:
+    """One training forward on a random batch (k-means init of the codebooks), then eval."""
+    model.train()
+    model(torch.randn(2, 1, 4800) * 0.1, 2, stage=2)
     return model.eval()
 
 
