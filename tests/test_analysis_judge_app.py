@@ -68,3 +68,35 @@ def test_traversal_strip_reads_steps_and_glides(studio: SimpleNamespace, tmp_pat
     ticks = fig.layout.xaxis2.ticktext  # the glide: its first slice cello, its last flute
     assert "cello" in ticks[0] and "flute" in ticks[-1]
     assert traversal_strip(studio, None) is None
+
+
+def test_tabs_chain_the_judge_after_their_outputs(assets) -> None:
+    """The page wires the judge as chained events after reconstruct / transfer / traverse,
+    reading those events' own outputs; the tabs' API parameters stay as they were."""
+    from app.cli import create_app
+    from app.tabs.timbre import transfer
+    from app.tabs.traversal import traverse_both
+
+    studio, demo = create_app(assets.config(warmup=False))
+    fns = {f.api_name: f for f in demo.fns.values()}
+    pairs = [("reconstruct", "reconstruct_judge"), ("load_example", "load_example_judge"),
+             ("transfer", "transfer_judge"), ("traverse", "traverse_judge")]  # fmt: skip
+    for main, judged in [*pairs, ("set_window", "set_window_judge")]:
+        assert judged in fns, sorted(fns)
+        src = {b._id for b in fns[main].outputs}
+        ins = {b._id for b in fns[judged].inputs}
+        # it reads the tab's outputs (a setting event renews one codec's player, the judge
+        # hears them all)
+        assert ins <= src if (main, judged) in pairs else ins & src, judged
+    # the chained handlers on real outputs of the tab functions
+    out = transfer(studio, str(assets.clip), "cello", "A3", 1.0, 4)
+    n = 2 * len(studio.codecs)
+    text = fns["transfer_judge"].fn(*out[:n], progress=None)
+    assert text.count("sounds like: ") == len(studio.codecs) and "(before: " in text
+    players, zip_path, _ = out[:n], out[n], out[n + 1]
+    assert zip_path.endswith(".zip")
+    trav = traverse_both(studio, ["bass A3", "clarinet A6"], None, "steps", 3, "linear", 4)
+    fig = fns["traverse_judge"].fn(trav[len(studio.codecs)], progress=None)
+    assert len([d for d in fig.data if d.type == "heatmap"]) == len(studio.codecs)
+    caps = fns["reconstruct_judge"].fn(*players[1::2], progress=None)
+    assert len(caps) == len(studio.codecs) and all(c.startswith("**recognised as: ") for c in caps)

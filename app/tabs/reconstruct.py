@@ -27,6 +27,7 @@ from analysis.models import LoadedCodec
 from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError
 from app.figures import codebook_usage_figure, spectrogram_figure, token_timeline_figure
+from app.judging import judge_loader, reconstruct_verdicts
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
 from app.tabs.widgets import named_handler, setting_control
 from codec.metrics import mel_distance, si_sdr
@@ -272,10 +273,11 @@ def build(studio: Studio) -> None:
         with gr.Column():
             orig_info = gr.Markdown()
             orig_spec = gr.Plot(label="Original spectrogram", elem_id="original_spec")
-        columns = {}
+        columns, heard = {}, {}
         for c in studio.codecs:
             with gr.Column():
                 columns[c.key] = _codec_column(c)
+                heard[c.key] = gr.Markdown(elem_id=f"{c.key}_heard")  # what the judge hears
 
     all_out = [orig_spec, orig_info, *(x for c in studio.codecs for x in columns[c.key]), table]
     names = [n for _, n in ctl]
@@ -287,19 +289,28 @@ def build(studio: Studio) -> None:
         path = example_path(studio, example)
         return [path, *reconstruct(studio, path, *values, progress=progress, name=example)]
 
+    # the audio judge (app/judging.py): loads in the background; after each reconstruction a
+    # chained event says what each codec's output is recognised as
+    judge_loader(studio).start()
+    judged = ([columns[c.key][0] for c in studio.codecs], [heard[c.key] for c in studio.codecs])
+
+    def on_heard(*players, progress):
+        return reconstruct_verdicts(studio, *players, progress=progress)
+
+    heard_fn = named_handler(studio, on_heard, [f"{c.key}_audio" for c in studio.codecs], True)
     gr.on(
         [run.click, audio_in.upload, audio_in.stop_recording],
         named_handler(studio, on_reconstruct, ["audio", *names], progress=True),
         [audio_in, *widgets],
         all_out,
         api_name="reconstruct",
-    )
+    ).success(heard_fn, *judged, api_name="reconstruct_judge")
     example.input(
         named_handler(studio, on_example, ["example", *names], progress=True),
         [example, *widgets],
         [audio_in, *all_out],
         api_name="load_example",
-    )
+    ).success(heard_fn, *judged, api_name="load_example_judge")
     for (c, name), widget in zip(ctl, widgets):
 
         def on_setting(audio, *values, key=c.key):
@@ -311,4 +322,4 @@ def build(studio: Studio) -> None:
             [audio_in, *widgets],
             [*columns[c.key], table],
             api_name=f"set_{name}",
-        )
+        ).success(heard_fn, *judged, api_name=f"set_{name}_judge")

@@ -26,9 +26,10 @@ from analysis.models import LoadedCodec
 from analysis.timbre import ALPHA_RANGE, shift_to_centroid
 from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError
+from app.judging import judge_loader, transfer_verdicts
 from app.state import Studio
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import studio_handler, window_slider
+from app.tabs.widgets import named_handler, studio_handler, window_slider
 
 ANY_NOTE = "(any)"
 
@@ -189,6 +190,7 @@ def build(studio: Studio) -> None:
                         elem_id=f"timbre_{c.key}_after",
                     )
                 )
+    verdicts = gr.Markdown(elem_id="timbre_heard")  # what the judge hears, per codec
     download = gr.File(label="Download (zip)", elem_id="timbre_zip")
 
     def on_transfer(
@@ -207,12 +209,24 @@ def build(studio: Studio) -> None:
     def on_source(clip):
         return source_path(studio, clip)
 
+    # the audio judge (app/judging.py): loads in the background; after each transfer a chained
+    # event says what every before/after sounds like and which pitch it has
+    judge_loader(studio).start()
+    labels = [c.label for c in studio.codecs]
+
+    def on_heard(*audio, progress):
+        return transfer_verdicts(studio, labels, *audio, progress=progress)
+
+    names = [f"{c.key}_{k}" for c in studio.codecs for k in ("before", "after")]
     run.click(
         studio_handler(studio, on_transfer),
         [audio, instrument, note, strength, window],
         [*players, download, caption],
         api_name="transfer",
-    )
+    ).success(
+        named_handler(studio, on_heard, names, progress=True), players, [verdicts],
+        api_name="transfer_judge",
+    )  # fmt: skip
     instrument.input(
         studio_handler(studio, on_instrument), [instrument], [note], api_name="timbre_notes"
     )

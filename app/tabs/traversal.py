@@ -20,6 +20,7 @@ from analysis.interpolate import MODES
 from analysis.traversal import Waypoint, export_traversal, traverse
 from app.clips import audio_path, concat_with_gaps, load_clip, write_wav
 from app.errors import UserInputError
+from app.judging import judge_loader, traversal_strip
 from app.state import Studio
 from app.tabs.latent_map import check_choice
 from app.tabs.reconstruct import check_window
@@ -177,7 +178,12 @@ def build(studio: Studio) -> None:
             gr.Audio(label=c.label, type="filepath", interactive=False, elem_id=f"trav_{c.key}")
             for c in studio.codecs
         ]
+    strip = gr.Plot(label="What the audio judge hears along the path", elem_id="trav_heard")
     zip_out = gr.File(label="All wavs (zip)", elem_id="trav_zip")
+    judge_loader(studio).start()  # the audio judge (app/judging.py) loads in the background
+
+    def on_heard(zip_path, progress=gr.Progress()):  # noqa: B008
+        return traversal_strip(studio, zip_path, progress)
 
     def on_traverse(
         waypoints,
@@ -197,4 +203,4 @@ def build(studio: Studio) -> None:
         [waypoints, uploads, rendering, steps, mode, window],
         [*players, zip_out, caption],
         api_name="traverse",
-    )
+    ).success(studio_handler(studio, on_heard), [zip_out], [strip], api_name="traverse_judge")
