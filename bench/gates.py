@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -125,10 +126,17 @@ def gate_table(rows: Sequence[GateRow]) -> str:
     return "\n".join(lines)
 
 
-def load_clips(root: str, every_clip: bool, max_seconds: float) -> list[tuple[torch.Tensor, bool]]:
+def load_clips(
+    root: str, every_clip: bool, max_seconds: float, max_clips: int | None = None, seed: int = 0
+) -> list[tuple[torch.Tensor, bool]]:
+    """The clips to score `[1, 1, N]` with whether each is speech: the held-out sounds of
+    `root` (or every clip), at most `max_clips` of them (a seeded subset)."""
     items = load_items(root)
     if not every_clip:
         items = heldout_items(items, sound_ids=unseen_sound_ids(root))
+    if max_clips is not None and len(items) > max_clips:
+        keep = sorted(random.Random(seed).sample(range(len(items)), max_clips))
+        items = [items[i] for i in keep]
     return [(load_audio(it.path, 24000, max_seconds)[None], is_speech(it)) for it in items]
 
 
@@ -144,13 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", default="3,6,10")
     p.add_argument("--bandwidths", default="1.5,3,6")
     p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--max-clips", type=int, default=None, help="a seeded subset of the clips")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the rows here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    clips = load_clips(args.dataset, args.independent, args.max_seconds)
+    clips = load_clips(args.dataset, args.independent, args.max_seconds, args.max_clips)
     log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
     rows: list[GateRow] = []
     ae = load_codec(args.autoencoder or args.encodec).eval()
