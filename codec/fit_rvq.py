@@ -3,8 +3,10 @@
 The EnCodec codec of this project is the shared acoustic autoencoder (stage 1 of `encodec`,
 frozen) plus a residual vector quantizer at 75 Hz. The package's RVQ learns by k-means
 initialisation and exponential moving averages, not by gradients, so stage 2 needs no decoder
-pass at all: encode training crops once (the latent cache), then stream the cached frames
-through the quantizer in training mode.
+pass at all: encode training crops once (the latent cache), run k-means per layer on the
+residual that reaches it, and optionally stream the cached frames through the quantizer in
+training mode for EMA refinement (`--steps`; about 9 s per 128-crop batch on one CPU thread,
+so the default is k-means only).
 
     python -m codec.fit_rvq --config configs/autoencoder.yaml \
         --autoencoder work_dirs/autoencoder/best --out checkpoints/encodec_demo
@@ -137,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--autoencoder", required=True, help="stage-1 encodec checkpoint folder")
     p.add_argument("--out", required=True, help="folder of the finished EnCodec checkpoint")
     p.add_argument("--crops", type=int, default=2000, help="training crops in the latent cache")
-    p.add_argument("--steps", type=int, default=300, help="EMA minibatches after k-means")
+    p.add_argument(
+        "--steps", type=int, default=0, help="EMA minibatches after k-means (0: k-means only)"
+    )
     p.add_argument("--batch-size", type=int, default=128, help="crops per EMA minibatch")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("overrides", nargs="*", help="config key=value overrides")
@@ -147,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.crops < args.batch_size or args.steps < 1:
-        print("error: --crops must be >= --batch-size and --steps >= 1", file=sys.stderr)
+    if args.crops < args.batch_size or args.steps < 0:
+        print("error: --crops must be >= --batch-size and --steps >= 0", file=sys.stderr)
         return 2
     try:
         cfg = load_config(args.config, args.overrides)
