@@ -291,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         type=_transfer_method,
-        default="mean",
-        help="transfer method: mean (the paper's centroid shift, default), adain, pitch_mean, "
-        "pitch_adain, channels, knn (see analysis/timbre.py)",
+        default="pitch_adain",
+        help="transfer method: pitch_adain (default: per-channel mean and std matched to the "
+        "target's notes around the clip's pitch), mean (the paper's centroid shift), adain, "
+        "pitch_mean, channels, knn (see analysis/timbre.py)",
     )
     p.add_argument("--no-judge", action="store_true", help="do not print what the judge hears")
 

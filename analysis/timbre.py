@@ -7,7 +7,9 @@ group (mean pooled latent of its sounds):
 
 alpha = 1 puts the clip's time-mean exactly on the centroid while keeping its deviations over
 time (pitch contour, rhythm). Candidates measured against the audio judge (`analysis.judge`,
-`analysis.judge_grid`), selected with `method`:
+`analysis.judge_grid`), selected with `method`; the default is "pitch_adain", which beat the
+mean shift when measured (same or better "recognised as target", far more pitches kept with the
+bundled ALMTokenizer; the only one passing the gate through a faithful vocoder in the tests):
 
 - "adain": per-channel statistics matching (AdaIN): alpha = 1 gives
   `(z_t - mu_s) / sd_s * sd_c + mu_c`, with mu_c, sd_c the mean over the target's sounds of
@@ -70,7 +72,7 @@ METHOD_HELP = {
     "channels": "pitch_adain on the instrument channels only",
     "knn": "replace each frame by its nearest frames of the target notes nearest in pitch",
 }
-DEFAULT_METHOD = "mean"
+DEFAULT_METHOD = "pitch_adain"  # measured: see scripts/measure_judge.py and the README
 KNN_FRAMES = 4
 CHANNEL_FRACTION = 0.5
 _EPS = 1e-4
@@ -117,6 +119,8 @@ def match_statistics(
     `[D]`) limits the change to those channels.
     """
     _check_alpha(alpha)
+    if alpha == 0:
+        return frames.copy()
     d = frames.shape[1] if frames.ndim == 2 else -1
     if d < 0 or target_mean.shape != (d,) or target_std.shape != (d,):
         raise ValueError(

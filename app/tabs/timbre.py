@@ -1,11 +1,12 @@
-"""Timbre transfer tab: move a clip's latents toward an instrument's centroid, every codec.
+"""Timbre transfer tab: move a clip's latents toward an instrument, every codec.
 
-z'_t = z_t + alpha (c - mean_t z_t) with c the centroid of the target group ("cello",
-"cello A3"); `analysis.timbre.timbre_transfer` does the math, this tab only wires it. "Before"
-is the same decode path with alpha = 0, so before/after differ only by the shift.
+The method is one of `analysis.timbre.METHODS` (default `DEFAULT_METHOD`, pitch_adain; "mean"
+is the paper's z'_t = z_t + alpha (c - mean_t z_t) with c the centroid of the target group
+"cello" / "cello A3"); `analysis.timbre.timbre_transfer` does the math, this tab only wires it.
+"Before" is the same decode path with alpha = 0, so before/after differ only by the transfer.
 
 Per codec the tab composes the public steps of `analysis.timbre.timbre_transfer` (encode,
-centroid, `shift_to_centroid`, decode) so that the clip's latents and its "before" decode are
+`transfer_frames`, decode) so that the clip's latents and its "before" decode are
 cached by clip hash: moving the strength slider or changing the target then costs one decode per
 codec. tests/test_app.py checks the result equals `timbre_transfer`'s.
 """
@@ -20,10 +21,16 @@ import torch
 
 from analysis.codec_ops import decode_frames, effective_window
 from analysis.export import export_audio, safe_name
-from analysis.groups import group_centroid
 from analysis.latents import encode_waveform
 from analysis.models import LoadedCodec
-from analysis.timbre import ALPHA_RANGE, shift_to_centroid
+from analysis.timbre import (
+    ALPHA_RANGE,
+    DEFAULT_METHOD,
+    METHOD_HELP,
+    METHODS,
+    check_method,
+    transfer_frames,
+)
 from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError
 from app.judging import judge_loader, transfer_verdicts
@@ -58,15 +65,21 @@ def check_alpha(strength: Any) -> float:
 
 
 def transfer_one(
-    studio: Studio, entry: LoadedCodec, clip: Clip, target: str, alpha: float, window: int
+    studio: Studio,
+    entry: LoadedCodec,
+    clip: Clip,
+    target: str,
+    alpha: float,
+    window: int,
+    method: str = DEFAULT_METHOD,
 ) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """(before `[1, N]`, after `[1, N]`, effective window) for one codec."""
+    """(before `[1, N]`, after `[1, N]`, effective window) for one codec, with `method`
+    (`analysis.timbre.METHODS`)."""
     codec = entry.codec
     win = effective_window(codec, window)
     z = studio.results.get_or_compute(
         (clip.key, entry.key, "latents", win), lambda: encode_waveform(codec, clip.wav, win)
     )
-    gc = group_centroid(codec, studio.items, target, win, studio.config.cache_dir)
 
     def decode(frames):
         return decode_frames(codec, torch.from_numpy(frames.copy()), win, z.num_samples)
@@ -74,7 +87,9 @@ def transfer_one(
     before = studio.results.get_or_compute(
         (clip.key, entry.key, "before", win), lambda: decode(z.frames)
     )
-    after = decode(shift_to_centroid(z.frames, gc.centroid, alpha))
+    moved, _ = transfer_frames(codec, z.frames, clip.wav, target, studio.items, alpha, method,
+                               win, cache_dir=studio.config.cache_dir)  # fmt: skip
+    after = decode(moved)
     return before, after, win
 
 
@@ -86,8 +101,10 @@ def transfer(
     strength: Any,
     window: Any,
     progress: Any = None,
+    method: Any = DEFAULT_METHOD,
 ) -> tuple[str, ...]:
     """Before/after per codec, zip path, caption."""
+    method = check_method(str(method or DEFAULT_METHOD))
     target = target_group(studio, instrument, note)
     alpha = check_alpha(strength)
     w = check_window(window)
@@ -96,7 +113,7 @@ def transfer(
     for i, c in enumerate(studio.codecs):
         if progress is not None:
             progress(i / len(studio.codecs), desc=f"{c.label}: toward {target}")
-        before, after, win = transfer_one(studio, c, clip, target, alpha, w)
+        before, after, win = transfer_one(studio, c, clip, target, alpha, w, method)
         tag = c.key + (f"_w{win}" if win is not None else "")
         tracks[tag] = {"before": before, "after": after}
     name = safe_name(f"{Path(clip.name).stem}_to_{target}_alpha{alpha:g}", "timbre", max_len=80)
@@ -106,8 +123,9 @@ def transfer(
         players += [write_wav(exported.folder, f"{tag}_{k}", v) for k, v in pair.items()]
     members = len(_members(studio, target))
     caption = (
-        f"**{clip.name}** toward **{target}** (centroid of {members} sounds), strength "
-        f"{alpha:g}, window w={w}. 'Before' decodes the unshifted latents."
+        f"**{clip.name}** toward **{target}** ({members} sounds), method {method} "
+        f"({METHOD_HELP[method]}), strength {alpha:g}, window w={w}. 'Before' decodes the "
+        "unshifted latents."
     )
     return (*players, str(exported.zip_path), caption)
 
@@ -173,6 +191,14 @@ def build(studio: Studio) -> None:
                 elem_id="timbre_strength",
             )
             window = window_slider(studio.config.window, "timbre_window")
+            method = gr.Dropdown(
+                [(f"{m}: {METHOD_HELP[m]}", m) for m in METHODS],
+                value=DEFAULT_METHOD,
+                label="Method (judged by ear: see the README)",
+                elem_id="timbre_method",
+            )
+            # the transfer reads the method from a State, so its API keeps its parameters
+            method_state = gr.State(DEFAULT_METHOD)
             run = gr.Button("Transfer", variant="primary", elem_id="transfer_btn")
     caption = gr.Markdown()
     players = []
@@ -199,9 +225,14 @@ def build(studio: Studio) -> None:
         target_note,
         strength,
         window,
+        transfer_method,
         progress=gr.Progress(),  # noqa: B008
     ):
-        return transfer(studio, audio, target_instrument, target_note, strength, window, progress)
+        return transfer(studio, audio, target_instrument, target_note, strength, window, progress,
+                        transfer_method)  # fmt: skip
+
+    def on_method(transfer_method):
+        return check_method(str(transfer_method))
 
     def on_instrument(target_instrument):
         return note_choices(studio, target_instrument)
@@ -220,7 +251,7 @@ def build(studio: Studio) -> None:
     names = [f"{c.key}_{k}" for c in studio.codecs for k in ("before", "after")]
     run.click(
         studio_handler(studio, on_transfer),
-        [audio, instrument, note, strength, window],
+        [audio, instrument, note, strength, window, method_state],
         [*players, download, caption],
         api_name="transfer",
     ).success(
@@ -229,5 +260,8 @@ def build(studio: Studio) -> None:
     )  # fmt: skip
     instrument.input(
         studio_handler(studio, on_instrument), [instrument], [note], api_name="timbre_notes"
+    )
+    method.input(
+        studio_handler(studio, on_method), [method], [method_state], api_name="timbre_method"
     )
     source.input(studio_handler(studio, on_source), [source], [audio], api_name="timbre_source")
