@@ -3,7 +3,8 @@
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python scripts/measure_judge.py \
         --alm checkpoints/almtokenizer_demo --encodec checkpoints/encodec_demo --out docs/judge
 
-Writes `judge_figures.md` and `judge_figures.json` under --out and prints the Markdown:
+Writes `judge_figures.md`, `judge_figures.json` and (every judged transfer) `judge_transfers.csv`
+under --out and prints the Markdown:
 1. the judge: classes, training clips, grouped CV accuracy, accuracy with an octave unseen,
    accuracy on the clean held-out notes (val + test sounds);
 2. the pitch tracker against the dataset's MIDI labels (all pitched notes);
@@ -25,6 +26,7 @@ alphas, 2 codecs) takes about 30-40 min; --methods and --clips make it shorter.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import math
@@ -154,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("grid %s %s done (%.0f s)", c.name, method, time.time() - t0)
         summaries = summarise(rows)
         out["transfer_grid"] = [s.as_dict() for s in summaries]
-        out["transfer_rows"] = [r.as_dict() for r in rows]
+        args.out.mkdir(parents=True, exist_ok=True)
+        with open(args.out / "judge_transfers.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0].as_dict()) if rows else ["codec"])
+            writer.writeheader()
+            writer.writerows(r.as_dict() for r in rows)
         out["grid_sources"] = [str(s.path) for s in sources]
         passed = ", ".join(f"{s.codec}/{s.method}" for s in summaries if s.passes_gate)
         md += ["", f"## Timbre transfer judged by ear: {len(sources)} clips of {where} x every "
