@@ -109,7 +109,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, command: str | None = None) -> None:
         self.cfg, self.t = cfg, cfg.training
-        self.command = command or " ".join([Path(sys.executable).name, *sys.argv])
+        # "python -m codec.train ...": argv[0] is this file's absolute path, a machine path
+        # that must not end up in a checkpoint's meta
+        self.command = command or " ".join(["python -m codec.train", *sys.argv[1:]])
         if self.t.threads is not None:
             torch.set_num_threads(self.t.threads)
         self.dist = D.setup(self.t.device)
@@ -308,6 +310,8 @@ class Trainer:
         logs. Losses that do not depend on the reconstruction (commitment, MAE) are left out."""
         norms = {}
         for key, value in losses.items():
+            if not value.requires_grad:
+                continue
             (grad,) = torch.autograd.grad(
                 self.lambdas.weight(key) * value, recon, retain_graph=True, allow_unused=True
             )
