@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: app test lint browser install
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-render.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# the soundfont renderer (demo set, corpus notes); its pyaudio dependency does not build
+	$(PY) -m pip install --quiet --no-deps -r requirements-render.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -115,6 +115,11 @@ class Trainer:
         if self.t.threads is not None:
             torch.set_num_threads(self.t.threads)
         self.dist = D.setup(self.t.device)
+        if self.t.balancer and self.dist.distributed:
+            raise ConfigError(
+                "training.balancer: not supported under torchrun/DDP yet (its per-loss "
+                "gradients run DDP's backward hooks); set it false for multi-process runs"
+            )
         self.device = self.dist.device
         seed_everything(self.t.seed + self.dist.rank)
         self.amp = self.t.amp and self.device.type == "cuda"
@@ -241,7 +246,10 @@ class Trainer:
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: non-finite loss {self._fmt(losses)}")
 
-        if (step + 1) % self.t.log_freq == 0 and recon.requires_grad and not self.t.balancer:
+        # Not under DDP: autograd.grad through DDP's output runs its backward hooks, and the
+        # real backward then all-reduces differently (measured: 2 ranks no longer match 1).
+        log_norms = (step + 1) % self.t.log_freq == 0 and not self.dist.distributed
+        if log_norms and recon.requires_grad and not self.t.balancer:
             out_scalars.update(self._output_grad_norms(losses, recon))
         self.opt_g.zero_grad(set_to_none=True)
         if self.t.balancer and recon.requires_grad:

@@ -129,7 +129,9 @@ def test_batching_matches_one_clip_at_a_time(items: list) -> None:
     for codec in (tiny_alm(), tiny_encodec()):
         batched = extract_latents(codec, items, 4, cache_dir=None, batch_size=8, progress=False)
         single = extract_latents(codec, items, 4, cache_dir=None, batch_size=1, progress=False)
-        np.testing.assert_allclose(batched.pooled, single.pooled, rtol=1e-4, atol=1e-5)
+        # up to float reduction order: batched convolutions sum in another order (1e-4 seen
+        # with the EnCodec front end); padding a clip differently would move it by far more
+        np.testing.assert_allclose(batched.pooled, single.pooled, rtol=1e-3, atol=5e-4)
         one = encode_waveform(codec, load_audio(items[3].path), 4)
         np.testing.assert_allclose(one.frames, single.clips[3].frames, rtol=1e-4, atol=1e-5)
 

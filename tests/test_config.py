@@ -121,8 +121,12 @@ def test_missing_paths(tmp_path, demo_raw):
     missing_stage1 = f"training.stage1_checkpoint={tmp_path / 'no_stage1'}"
     msg = error_of(tmp_path, demo_raw, ("training.stage=2", missing_stage1))
     assert msg.startswith("training.stage1_checkpoint:") and "not a checkpoint folder" in msg
-    msg = error_of(tmp_path, demo_raw, ("training.stage=2", "training.stage1_checkpoint=null"))
-    assert msg.startswith("training.stage1_checkpoint: stage 2 needs")
+    no_autoencoder = (
+        "training.stage=2", "training.stage1_checkpoint=null",
+        "model.base_args.frontend_checkpoint=null",
+    )  # fmt: skip
+    msg = error_of(tmp_path, demo_raw, no_autoencoder)
+    assert msg.startswith("model.base_args.frontend_checkpoint: stage 2 needs")
     msg = error_of(tmp_path, demo_raw, (f"training.start_checkpoint={tmp_path / 'x'}",))
     assert msg.startswith("training.start_checkpoint:")
 
@@ -156,9 +160,10 @@ def test_override_errors():
 
 
 def test_placeholders(tmp_path, demo_raw):
+    # configs/demo.yaml is ALMTokenizer's stage 2 (its stage 1 is the shared autoencoder's)
     cfg = load_config(write(tmp_path, demo_raw), ["training.writer_dir=runs/{model}/s{stage}"])
-    assert cfg.training.writer_dir == "runs/almtokenizer/s1"
-    assert cfg.training.checkpoint_dir == "work_dirs/demo/almtokenizer_stage1"
+    assert cfg.training.writer_dir == "runs/almtokenizer/s2"
+    assert cfg.training.checkpoint_dir == "work_dirs/demo/almtokenizer_stage2"
 
 
 def test_cli_reports_config_error(tmp_path, demo_raw):
