@@ -385,11 +385,6 @@ def _lineup(args: argparse.Namespace) -> list[Any]:
     return codecs
 
 
-def _models(args: argparse.Namespace) -> list[Any]:
-    """The line-up's models (for analyses that take plain `Codec`s)."""
-    return [c.codec for c in _lineup(args)]
-
-
 def _transfer_method(text: str) -> str:
     from analysis.timbre import METHODS
 
@@ -540,16 +535,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from analysis.dataset import unseen_sound_ids
     from analysis.evaluate import evaluate_codecs
 
-    codecs, items = _models(args), _items(args)
+    lineup, items = _lineup(args), _items(args)
     ids = args.heldout_ids
     if ids is None and args.split_seed is None:
         ids = unseen_sound_ids(args.dataset_root)
     report = evaluate_codecs(
-        codecs, items, args.out, ids, args.split_seed, args.windows, args.bandwidths,
+        [c.codec for c in lineup], items, args.out, ids, args.split_seed, args.windows,
+        args.bandwidths,
         probe=not args.no_probe, probe_window=args.window, max_clips=args.max_clips,
         cache_dir=_cache(args), seed=args.seed,
         judge=None if args.no_judge else _judge(args), transfer_clips=args.transfer_clips,
         transfer_methods=args.transfer_methods, transfer_alphas=args.transfer_alphas,
+        labels=[c.key for c in lineup],
     )  # fmt: skip
     print(report.files["md"])
     return 0

@@ -149,15 +149,18 @@ def evaluate_codec(
     max_seconds: float = DEFAULT_MAX_SECONDS,
     progress: bool = True,
     judge: Judge | None = None,
+    label: str | None = None,
 ) -> list[EvalRow]:
     """Mean quality of `codec.reconstruct` at each setting over the clips `items` (and, with
-    `judge`, the share of reconstructions recognised as their source's class)."""
+    `judge`, the share of reconstructions recognised as their source's class). Rows are named
+    `label` (default `codec.name`), so two codecs of one backend stay apart."""
+    label = label or codec.name
     codec.eval()
     dev = codec_device(codec)
     per: dict[str, list[QualityMetrics]] = {s.label: [] for s in settings}
     pitch: dict[str, list[bool]] = {s.label: [] for s in settings}
     heard: dict[str, list[bool]] = {s.label: [] for s in settings}
-    bar = tqdm(total=len(items) * len(settings), desc=f"eval {codec.name}", disable=not progress)
+    bar = tqdm(total=len(items) * len(settings), desc=f"eval {label}", disable=not progress)
     for it in items:
         wav = load_audio(getattr(it, "path", it), codec.sample_rate, max_seconds)[None].to(dev)
         pitched = not is_speech(it) and not math.isnan(estimate_f0(wav.cpu(), codec.sample_rate))
@@ -183,7 +186,7 @@ def evaluate_codec(
         ms = per[s.label]
         rows.append(
             EvalRow(
-                codec=codec.name, setting=s.label, window=s.window, bandwidth_kbps=s.bandwidth,
+                codec=label, setting=s.label, window=s.window, bandwidth_kbps=s.bandwidth,
                 tokens_per_second=rates.tokens_per_second, codes_per_second=rates.codes_per_second,
                 bitrate=rates.bitrate, mel_distance=_nanmean([m.mel_distance for m in ms]),
                 si_sdr=_nanmean([m.si_sdr for m in ms]), stoi=_nanmean([m.stoi for m in ms]),
@@ -216,6 +219,7 @@ def evaluate_codecs(
     transfer_alphas: Sequence[float] = (0.5, 1.0),
     transfer_items: Sequence[Any] | None = None,
     quantize_transfer: Sequence[str] = ("almtokenizer",),
+    labels: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Evaluate every codec on held-out clips and probe its latents; write the report files.
 
@@ -242,6 +246,8 @@ def evaluate_codecs(
             that are not held out) ...
         quantize_transfer: ... re-quantizing the moved latents for these codec names (the
             ALMTokenizer decoder was trained on quantized tokens only).
+        labels: one name per codec for rows, probes and the grid (default `codec.name`); two
+            codecs of one backend (our EnCodec and the official one) need distinct labels.
 
     Raises:
         ValueError: no held-out clips, or none of `heldout_sound_ids` in `items`.
@@ -249,20 +255,24 @@ def evaluate_codecs(
     clips = heldout_items(items, heldout_sound_ids, split_seed)
     if not clips:
         raise ValueError("no held-out clips to evaluate")
+    names = list(labels) if labels is not None else [c.name for c in codecs]
+    if len(names) != len(codecs) or len(set(names)) != len(names):
+        raise ValueError(f"need one distinct label per codec, got {names} for {len(codecs)}")
     if max_clips is not None and len(clips) > max_clips:
         rng = np.random.default_rng(seed)
         clips = [clips[i] for i in sorted(rng.choice(len(clips), max_clips, replace=False))]
     rows: list[EvalRow] = []
     probes: dict[str, dict[str, ProbeScores]] = {}
-    for codec in codecs:
+    for codec, name in zip(codecs, names):
         rows += evaluate_codec(
-            codec, clips, settings_for(codec, windows, bandwidths), progress=progress, judge=judge
-        )
+            codec, clips, settings_for(codec, windows, bandwidths), progress=progress, judge=judge,
+            label=name,
+        )  # fmt: skip
         if probe:
             lat = extract_latents(
                 codec, items, probe_window, cache_dir=cache_dir, progress=progress
             )
-            probes[codec.name] = probe_latents(lat.pooled, lat.items, codec.name, seed=seed)
+            probes[name] = probe_latents(lat.pooled, lat.items, name, seed=seed)
     ids = sorted({int(getattr(it, "sound_id", -1)) for it in clips})
     report = EvaluationReport(rows, probes, ids)
     if judge is not None:
@@ -275,11 +285,11 @@ def evaluate_codecs(
             transfer_items = [it for it in items if getattr(it, "sound_id", None) not in held_ids]
         targets_from = [it for it in transfer_items if getattr(it, "midi", None) is not None]
         sources = grid_sources(clips, transfer_clips, seed)
-        for codec in codecs:
+        for codec, name in zip(codecs, names):
             report.transfer_rows += transfer_grid(
                 codec, judge, sources, targets_from, transfer_methods, transfer_alphas,
                 probe_window, quantize=codec.name in quantize_transfer, cache_dir=cache_dir,
-                progress=progress,
+                progress=progress, label=name,
             )  # fmt: skip
         report.transfers = summarise(report.transfer_rows)
     if out_dir is not None:

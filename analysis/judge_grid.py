@@ -128,11 +128,13 @@ def transfer_grid(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
     on_row: Callable[[TransferRow], None] | None = None,
+    label: str | None = None,
 ) -> list[TransferRow]:
     """Judge every transfer of `sources` (records with `.path`) toward every target instrument
     (default: every instrument of `target_items` that the judge knows), skipping a source's own
     instrument. With `quantize`, the moved latents (and the "before" latents) are snapped to
-    the codec's codebooks before decoding, as its tokens would be.
+    the codec's codebooks before decoding, as its tokens would be. Rows name the codec by
+    `label` (default `codec.name`).
 
     Raises:
         ValueError: an unknown method.
@@ -147,7 +149,7 @@ def transfer_grid(
     sr = codec.sample_rate
     rows: list[TransferRow] = []
     total = len(sources) * len(targets) * len(methods) * len(alphas)
-    bar = tqdm(total=total, desc=f"transfer grid {codec.name}", disable=not progress)
+    bar = tqdm(total=total, desc=f"transfer grid {label or codec.name}", disable=not progress)
     codec.eval()
 
     def decode(frames: list[np.ndarray], n: int) -> list[torch.Tensor]:
@@ -186,7 +188,8 @@ def transfer_grid(
             probs = judge.proba(after, sr)
             heard = max(probs, key=probs.__getitem__)
             row = TransferRow(
-                codec=codec.name, window=win, method=method, alpha=alpha, quantized=quantize,
+                codec=label or codec.name, window=win, method=method, alpha=alpha,
+                quantized=quantize,
                 source=Path(str(getattr(src, "path", src))).name, source_label=src_label,
                 target=target, heard=heard, p_target=probs.get(target, 0.0),
                 recognised=heard == target, before_heard=before_heard, pitched=pitched,

@@ -90,6 +90,21 @@ def test_evaluate_writes_report(items: list, tmp_path: Path) -> None:
     assert "plotly" in files["html"].read_text()[:5000].lower()
 
 
+def test_two_codecs_of_one_backend_keep_their_labels(items: list, tmp_path: Path) -> None:
+    """Our EnCodec next to the official one: rows and probes are named by label, not by the
+    backend name both share."""
+    ours, other = tiny_encodec(), tiny_encodec()
+    rep = evaluate_codecs(
+        [ours, other], items, None, split_seed=0, bandwidths=(1.5,), probe_window=4,
+        max_clips=1, cache_dir=tmp_path / "cache", progress=False,
+        labels=["encodec", "encodec_official"],
+    )  # fmt: skip
+    assert [r.codec for r in rep.rows] == ["encodec", "encodec_official"]
+    assert set(rep.probes) == {"encodec", "encodec_official"}
+    with pytest.raises(ValueError, match="distinct label"):
+        evaluate_codecs([ours, other], items, None, split_seed=0, probe=False)
+
+
 def test_evaluate_with_the_audio_judge(items: list, tmp_path: Path) -> None:
     from analysis.judge import fit_judge, judge_label
 
