@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         from analysis.judge import clip_features, judge_label
 
         held = [it for it in load_items(args.heldout_root) if judge_label(it) in judge.classes]
-        pred = np.array(judge.classes)[judge.proba_features(clip_features(held)).argmax(1)]
+        pred = np.array(judge.classes)[judge.proba_features(clip_features(held)[0]).argmax(1)]
         acc = float(np.mean(pred == np.array([judge_label(it) for it in held])))
         tr, n_tr = pitch_tracker_accuracy(held)
         indep = (

@@ -12,7 +12,16 @@ import soundfile as sf
 import torch
 
 import analysis.judge as J
-from analysis.judge import Judge, fit_judge, hz_to_note, judge_split, load_or_fit_judge
+from analysis.judge import (
+    AUGMENT_COPIES,
+    Judge,
+    clip_features,
+    fit_judge,
+    hz_to_note,
+    judge_split,
+    load_or_fit_judge,
+)
+from analysis.judge_augment import clip_rng, degrade
 from analysis.judge_features import FEATURE_NAMES, audio_features
 from codec.audio import load_audio
 from tests.tiny_models import timbre_dataset, timbre_tone
@@ -45,6 +54,27 @@ def test_features_are_finite_and_gain_invariant() -> None:
     assert f[FEATURE_NAMES.index("odd_even_db")] > 15
 
 
+def test_degradations_are_seeded_mild_and_keep_the_pitch() -> None:
+    x = torch.from_numpy(timbre_tone("clarinet", 60, 0.4, seed=1)).float()
+    a, b = degrade(x, clip_rng(0, 3)), degrade(x, clip_rng(0, 3))
+    others = [degrade(x, clip_rng(0, i)) for i in range(4, 10)]
+    assert torch.equal(a, b) and a.shape == x.shape and torch.isfinite(a).all()
+    assert all(not torch.equal(a, o) for o in others)
+    f0 = J.estimate_f0(x, 24000)
+    for y in [a, *others]:
+        assert torch.corrcoef(torch.stack([x, y]))[0, 1] > 0.5  # the same sound, degraded
+        assert abs(12 * math.log2(J.estimate_f0(y, 24000) / f0)) < 0.5
+
+
+def test_training_rows_follow_their_clip(root: Path) -> None:
+    train = judge_split(root)[0][:3]
+    x, src = clip_features(train, copies=2, seed=0)
+    assert x.shape == (9, len(FEATURE_NAMES)) and src.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    clean, _ = clip_features(train)
+    np.testing.assert_allclose(x[::3], clean)  # the first row of each clip is the clean one
+    assert not np.allclose(x[1], x[0])
+
+
 def test_judge_recognises_held_out_notes(root: Path, judge: Judge) -> None:
     train, held = judge_split(root)
     assert {it.sound_id for it in train}.isdisjoint({it.sound_id for it in held})
@@ -53,6 +83,8 @@ def test_judge_recognises_held_out_notes(root: Path, judge: Judge) -> None:
     assert judge.meta["cv_accuracy"] > chance + 0.5, judge.meta
     assert judge.meta["heldout_accuracy"] > chance + 0.5, judge.meta
     assert judge.meta["octave_holdout_accuracy"] > chance + 0.3, judge.meta
+    assert judge.meta["augment_copies"] == AUGMENT_COPIES
+    assert judge.meta["degraded_heldout_accuracy"] > chance + 0.5, judge.meta
     for it in held:
         v = judge.hear_file(it.path)
         assert set(v.probs) == set(INSTRUMENTS)
