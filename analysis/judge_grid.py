@@ -10,8 +10,16 @@ judge (`analysis.judge`) says what the result sounds like and which pitch it has
 - loudness change: RMS level of the result minus that of the source clip, in dB.
 
 Target statistics come from `target_items` (the training split's notes); sources should be
-held-out sounds. The gate (issue 14): at alpha 1, >= 50 % recognised as target while the pitch
-is kept on >= 80 % of pitched sources.
+held-out sounds.
+
+The ceiling (method "ceiling", with `ceiling=True`): for each source and target, the target
+instrument's own note nearest the source's pitch (from `target_items`) is encoded and decoded
+by the same codec and judged. No latent transfer can sound more like the target than the
+codec's reconstruction of a real target note does, so this share bounds every method's
+"recognised as target" from above, up to the judge's own errors.
+
+The gate (issue 14): at alpha 1, >= 50 % recognised as target while the pitch is kept on
+>= 80 % of pitched sources.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ GATE_ALPHA = 1.0
 GATE_RECOGNISED = 0.5
 GATE_PITCH = 0.8
 DECODE_BATCH = 16
+CEILING = "ceiling"
 
 
 @dataclass
@@ -129,12 +138,15 @@ def transfer_grid(
     progress: bool = True,
     on_row: Callable[[TransferRow], None] | None = None,
     label: str | None = None,
+    ceiling: bool = False,
 ) -> list[TransferRow]:
     """Judge every transfer of `sources` (records with `.path`) toward every target instrument
     (default: every instrument of `target_items` that the judge knows), skipping a source's own
     instrument. With `quantize`, the moved latents (and the "before" latents) are snapped to
     the codec's codebooks before decoding, as its tokens would be. Rows name the codec by
-    `label` (default `codec.name`).
+    `label` (default `codec.name`). With `ceiling`, one more row per source and target
+    judges the codec's reconstruction of the target's nearest real note (see the module
+    docstring).
 
     Raises:
         ValueError: an unknown method.
@@ -164,6 +176,31 @@ def transfer_grid(
                 wav = codec.decode(lat, win, num_samples=n)  # [B, 1, N]
             out += [w.detach().float().cpu() for w in wav]
         return out
+
+    by_target: dict[str, list[Any]] = {}
+    for it in target_items:
+        by_target.setdefault(str(getattr(it, "instrument", "")), []).append(it)
+    ceiling_memo: dict[str, tuple[str, float, float, float]] = {}
+
+    def reconstructed_note(target: str, near_hz: float) -> tuple[str, float, float, float]:
+        """(heard, P(target), f0, level dB) of the codec's reconstruction of the target's
+        note nearest `near_hz` (its middle note when the source has no pitch)."""
+        notes = [it for it in by_target.get(target, []) if getattr(it, "midi", None) is not None]
+        if not notes:
+            return "", 0.0, math.nan, math.nan
+        want = 69 + 12 * math.log2(near_hz / 440) if math.isfinite(near_hz) and near_hz > 0 else (
+            float(np.median([it.midi for it in notes]))
+        )  # fmt: skip
+        note = min(notes, key=lambda it: (abs(it.midi - want), str(it.path)))
+        key = str(note.path)
+        if key not in ceiling_memo:
+            clip = load_audio(note.path, sr)
+            zc = encode_waveform(codec, clip, win)
+            out = decode([zc.frames], zc.num_samples)[0]
+            probs = judge.proba(out, sr)
+            ceiling_memo[key] = (max(probs, key=probs.__getitem__), probs.get(target, 0.0),
+                                 estimate_f0(out, sr), rms_db(out))  # fmt: skip
+        return ceiling_memo[key]
 
     for src in sources:
         wav = load_audio(getattr(src, "path", src), sr)
@@ -200,6 +237,22 @@ def transfer_grid(
             if on_row is not None:
                 on_row(row)
             bar.update(1)
+        if ceiling:
+            for target in targets:
+                if target == getattr(src, "instrument", None):
+                    continue
+                heard, p_t, f_out, lvl = reconstructed_note(target, f_src)
+                row = TransferRow(
+                    codec=label or codec.name, window=win, method=CEILING, alpha=GATE_ALPHA,
+                    quantized=quantize, source=Path(str(getattr(src, "path", src))).name,
+                    source_label=src_label, target=target, heard=heard, p_target=p_t,
+                    recognised=heard == target, before_heard=before_heard, pitched=pitched,
+                    pitch_kept=pitched and same_pitch(f_out, f_src), before_pitch_kept=before_kept,
+                    loudness_change_db=lvl - level,
+                )  # fmt: skip
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
     bar.close()
     return rows
 
@@ -222,7 +275,8 @@ def summarise(rows: Sequence[TransferRow]) -> list[GridSummary]:
                 mean_p_target=float(np.mean([r.p_target for r in rs])), pitch_kept=kept,
                 n_pitched=len(pitched),
                 loudness_change_db=float(np.mean([r.loudness_change_db for r in rs])),
-                passes_gate=alpha == GATE_ALPHA and rec >= GATE_RECOGNISED and kept >= GATE_PITCH,
+                passes_gate=alpha == GATE_ALPHA and method != CEILING and rec >= GATE_RECOGNISED
+                and kept >= GATE_PITCH,
                 before_pitch_kept=kept0,
             )
         )  # fmt: skip
@@ -239,6 +293,8 @@ def summary_markdown(summaries: Sequence[GridSummary]) -> str:
     ]
     for s in summaries:
         gate = "pass" if s.passes_gate else ("fail" if s.alpha == GATE_ALPHA else "")
+        if s.method == CEILING:
+            gate = "bound"
         kept = "-" if math.isnan(s.pitch_kept) else f"{100 * s.pitch_kept:.0f}% of {s.n_pitched}"
         kept0 = "-" if math.isnan(s.before_pitch_kept) else f"{100 * s.before_pitch_kept:.0f}%"
         space = "quantized" if s.quantized else "continuous"

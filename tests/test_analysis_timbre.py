@@ -272,10 +272,15 @@ def test_transfer_is_heard_as_the_target(tmp_path_factory: pytest.TempPathFactor
     sources = [it for it in held if it.midi not in (60,)]  # off the instruments' mean pitch
     methods = ("mean", "pitch_adain")
     rows = transfer_grid(codec, judge, sources, train, methods, (1.0,), None,
-                         cache_dir=cache, progress=False)  # fmt: skip
-    assert len(rows) == len(sources) * (len(insts) - 1) * len(methods)
+                         cache_dir=cache, progress=False, ceiling=True)  # fmt: skip
+    assert len(rows) == len(sources) * (len(insts) - 1) * (len(methods) + 1)
     assert np.mean([r.before_heard == r.source_label for r in rows]) >= 0.75
     s = {x.method: x for x in summarise(rows)}
+    # the ceiling: real target notes through the faithful codec are heard as the target
+    assert s["ceiling"].recognised_as_target >= 0.9, s["ceiling"]
+    assert s["ceiling"].recognised_as_target >= s["pitch_adain"].recognised_as_target
+    assert not s["ceiling"].passes_gate and "| bound |" in summary_markdown([s["ceiling"]])
+    del s["ceiling"]
     assert s["pitch_adain"].recognised_as_target >= 0.6, s["pitch_adain"]
     assert s["pitch_adain"].pitch_kept >= 0.8, s["pitch_adain"]
     assert s["mean"].pitch_kept < 0.5, s["mean"]
