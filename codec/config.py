@@ -6,6 +6,12 @@ The schema keeps the keys users of the reference reproduction know (`model`, `di
     training.lambdas.mell: unknown key (did you mean 'mel'?)
     dataloader.batch_size: expected int, got str 'big'
     discriminator.win_lengths: has 5 entries but n_fft has 6 (one entry per discriminator)
+    model.base_args.dim: 250 must split into 4 heads of even size
+
+Built by `codec.schema.build_dataclass`, the mechanism of every config: each section validates
+its own values (`validate()`, keys relative to the section) and the model section hands
+`base_args` / `mae_args` to the codec's own config (`ALMConfig`, `EnCodecConfig`), so a key
+reads the same in a checkpoint's config.json and, prefixed with `model.`, here.
 
 `load_config(path, overrides)` applies `key.path=value` overrides (values parsed as YAML, so
 `training.num_epochs=3` is an int and `training.betas=[0.5,0.9]` a list) before validating.
@@ -13,15 +19,14 @@ The schema keeps the keys users of the reference reproduction know (`model`, `di
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from codec.training.schema import ConfigError, build_dataclass
+from codec.schema import ConfigError, build_dataclass, config_section
 
 __all__ = [
     "LOSS_KEYS", "AugmentConfig", "ConfigError", "DataloaderConfig", "DiscriminatorConfig",
@@ -60,6 +65,33 @@ class ModelConfig:
     base_args: dict[str, Any] = field(default_factory=dict)
     mae_args: dict[str, Any] = field(default_factory=dict)
 
+    def validate(self) -> None:
+        """The codec's own config validates `base_args` / `mae_args` (`base_args.dim: ...`)."""
+        self.codec_args()
+
+    def codec_args(self) -> dict[str, Any]:
+        """The dict that `from_config` of the chosen codec receives; ConfigError keys are
+        relative to this section (`base_args.dim: ...`).
+
+        almtokenizer: `preset(preset)` with `base_args` and `mae_args` merged over it,
+        validated by `ALMConfig.from_dict`. encodec: `base_args` as given, validated by
+        `EnCodecConfig.from_dict`.
+        """
+        if self.type == "encodec":
+            from codec.encodec import EnCodecConfig
+
+            _require(not self.mae_args, "mae_args", "must be empty for model.type encodec")
+            EnCodecConfig.from_dict(dict(self.base_args), prefix="base_args")
+            return dict(self.base_args)
+        from codec.almtokenizer import ALMConfig, preset
+
+        try:
+            base = preset(self.preset).to_dict() if self.preset else ALMConfig().to_dict()
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"preset: {e}") from e
+        merged = _merge_model_args(base, self.base_args, self.mae_args)
+        return ALMConfig.from_dict(merged).to_dict()
+
 
 @dataclass
 class DiscriminatorConfig:
@@ -82,6 +114,26 @@ class DiscriminatorConfig:
             return [self.n_mels] * len(self.n_fft)
         return list(self.n_mels)
 
+    def validate(self) -> None:
+        n = len(self.n_fft)
+        _require(n >= 1, "n_fft", "needs at least one entry")
+        lists = ["hop_lengths", "win_lengths"] + (
+            ["n_mels"] if isinstance(self.n_mels, list) else []
+        )
+        for name in lists:
+            got = len(getattr(self, name))
+            msg = f"has {got} entries but n_fft has {n} (one entry per discriminator)"
+            _require(got == n, name, msg)
+        for i, (nf, hop, win) in enumerate(zip(self.n_fft, self.hop_lengths, self.win_lengths)):
+            _require(hop > 0, f"hop_lengths[{i}]", f"must be positive, got {hop}")
+            _require(0 < win <= nf, f"win_lengths[{i}]", f"must be in (0, n_fft={nf}], got {win}")
+        for i, nm in enumerate(self.n_mels_list):
+            _require(nm > 0, f"n_mels[{i}]", f"must be positive, got {nm}")
+        for name in ("filters", "filters_scale", "max_filters"):
+            v = getattr(self, name)
+            _require(v > 0, name, f"must be positive, got {v}")
+        _require(all(x > 0 for x in self.dilations), "dilations", "must be positive")
+
 
 DatasetName = Literal["fsd50k", "goodsounds", "demo", "folder", "corpus"]
 
@@ -94,6 +146,14 @@ class MixConfig:
     dataset_path: str | None = None  # null only for the bundled demo set
     weight: float = 1.0
 
+    def validate(self) -> None:
+        _require(self.weight > 0, "weight", f"must be positive, got {self.weight}")
+        _require(
+            self.dataset_path is not None or self.dataset == "demo",
+            "dataset_path",
+            f"dataset {self.dataset} needs a path",
+        )
+
 
 @dataclass
 class AugmentConfig:
@@ -101,6 +161,12 @@ class AugmentConfig:
 
     gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])  # [low, high] dB
     polarity: float = 0.0  # probability of a polarity flip
+
+    def validate(self) -> None:
+        g = self.gain_db
+        _require(len(g) == 2 and g[0] <= g[1], "gain_db",
+                 f"expected [low, high] with low <= high, got {g}")  # fmt: skip
+        _require(0 <= self.polarity <= 1, "polarity", "must be in [0, 1]")
 
 
 @dataclass
@@ -126,6 +192,15 @@ class DataloaderConfig:
     shuffle: bool = True
     eval_split: Literal["val", "test"] = "val"
 
+    def validate(self) -> None:
+        _require(self.batch_size > 0, "batch_size", f"must be positive, got {self.batch_size}")
+        _require(self.nsecs > 0, "nsecs", f"must be positive, got {self.nsecs}")
+        _require(self.num_workers >= 0, "num_workers", "must be >= 0")
+        for name in ("train_subset_size", "test_subset_size", "epoch_size"):
+            v = getattr(self, name)
+            _require(v is None or v > 0, name, f"must be positive or null, got {v}")
+        _require(self.weight > 0, "weight", f"must be positive, got {self.weight}")
+
 
 @dataclass
 class LambdasConfig:
@@ -147,6 +222,11 @@ class LambdasConfig:
     def weight(self, key: str) -> float:
         """The lambda of a namespaced loss key (`"loss/mel"` -> `mel`)."""
         return float(getattr(self, key.split("/", 1)[-1]))
+
+    def validate(self) -> None:
+        for k in LOSS_KEYS:
+            v = getattr(self, k)
+            _require(v >= 0, k, f"must be >= 0, got {v}")
 
 
 @dataclass
@@ -194,6 +274,37 @@ class TrainingConfig:
     audio_clips: int = 2
     lambdas: LambdasConfig = field(default_factory=LambdasConfig)
 
+    def validate(self) -> None:
+        _require(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage}")
+        for name in ("num_epochs", "discriminator_train_freq", "checkpoint_freq", "eval_freq",
+                     "log_freq", "max_steps", "max_minutes", "threads", "latent_cache_crops",
+                     "lr_generator", "lr_discriminator"):  # fmt: skip
+            v = getattr(self, name)
+            _require(v is None or v > 0, name, f"must be positive, got {v}")
+        for name in ("disc_start_step", "weight_decay", "warmup_steps", "audio_clips"):
+            _require(getattr(self, name) >= 0, name, "must be >= 0")
+        _require(len(self.betas) == 2, "betas", f"needs 2 entries, got {len(self.betas)}")
+        _require(all(0 <= b < 1 for b in self.betas), "betas", "entries must be in [0, 1)")
+        _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
+        _require(0 < self.lr_decay <= 1, "lr_decay", "must be in (0, 1]")
+        _require(
+            DEVICE_PATTERN.fullmatch(self.device) is not None,
+            "device",
+            f"must be auto, cpu, cuda or cuda:N, got {self.device!r}",
+        )
+        _require(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, 2**32 - 1], got {self.seed}")
+        _require(len(self.mel_scales) > 0, "mel_scales", "needs at least one scale")
+        for i, s in enumerate(self.mel_scales):
+            _require(
+                len(s) == 3 and all(x > 0 for x in s) and s[1] <= s[0],
+                f"mel_scales[{i}]",
+                f"expected [n_fft, hop, n_mels] with 0 < hop <= n_fft, got {s}",
+            )
+        _require(len(self.eval_windows) > 0, "eval_windows", "needs at least one window")
+        _require(all(w > 0 for w in self.eval_windows), "eval_windows", "must be positive")
+        _require(self.eval_batches is None or self.eval_batches > 0, "eval_batches", "must be > 0")
+        _require(0 <= self.balancer_decay < 1, "balancer_decay", "must be in [0, 1)")
+
 
 @dataclass
 class TrainConfig:
@@ -208,6 +319,18 @@ class TrainConfig:
         """Plain nested dict (YAML/JSON-serialisable), the inverse of `from_dict`."""
         return asdict(self)
 
+    def validate(self) -> None:
+        """Rules across sections (each section validates its own values)."""
+        t, m = self.training, self.model
+        if t.stage == 2 and m.type == "almtokenizer":
+            frontend = resolve_model_args(m)["base_args"].get("frontend_checkpoint")
+            _require(
+                t.stage1_checkpoint is not None or frontend is not None,
+                "model.base_args.frontend_checkpoint",
+                "stage 2 needs the frozen autoencoder: an EnCodec checkpoint folder (or "
+                "training.stage1_checkpoint)",
+            )
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], check_paths: bool = True) -> TrainConfig:
         """Validate a nested dict; raises `ConfigError` naming the offending key."""
@@ -217,7 +340,6 @@ class TrainConfig:
             value = getattr(t, name)
             if value is not None:
                 setattr(t, name, expand_placeholders(value, cfg))
-        _check_values(cfg)
         if check_paths:
             _check_paths(cfg)
         return cfg
@@ -316,122 +438,6 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def _check_finite(node: Any, key: str) -> None:
-    """Every float of the schema is finite: YAML reads `.inf` / `.nan` as floats."""
-    if is_dataclass(node):
-        for f in fields(node):
-            _check_finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            _check_finite(v, f"{key}[{i}]")
-    elif isinstance(node, float):
-        _require(math.isfinite(node), key, f"must be a finite number, got {node}")
-
-
-def _check_values(cfg: TrainConfig) -> None:
-    d, dl, t, m = cfg.discriminator, cfg.dataloader, cfg.training, cfg.model
-    _check_finite(cfg, "")
-    n = len(d.n_fft)
-    _require(n >= 1, "discriminator.n_fft", "needs at least one entry")
-    for name in ("hop_lengths", "win_lengths"):
-        got = len(getattr(d, name))
-        _require(
-            got == n,
-            f"discriminator.{name}",
-            f"has {got} entries but n_fft has {n} (one entry per discriminator)",
-        )
-    if isinstance(d.n_mels, list):
-        _require(
-            len(d.n_mels) == n,
-            "discriminator.n_mels",
-            f"has {len(d.n_mels)} entries but n_fft has {n} (one entry per discriminator)",
-        )
-    for i, (nf, hop, win) in enumerate(zip(d.n_fft, d.hop_lengths, d.win_lengths)):
-        _require(hop > 0, f"discriminator.hop_lengths[{i}]", f"must be positive, got {hop}")
-        _require(
-            0 < win <= nf,
-            f"discriminator.win_lengths[{i}]",
-            f"must be in (0, n_fft={nf}], got {win}",
-        )
-    for i, nm in enumerate(d.n_mels_list):
-        _require(nm > 0, f"discriminator.n_mels[{i}]", f"must be positive, got {nm}")
-    for name in ("filters", "filters_scale", "max_filters"):
-        v = getattr(d, name)
-        _require(v > 0, f"discriminator.{name}", f"must be positive, got {v}")
-    _require(all(x > 0 for x in d.dilations), "discriminator.dilations", "must be positive")
-
-    _require(dl.batch_size > 0, "dataloader.batch_size", f"must be positive, got {dl.batch_size}")
-    _require(dl.nsecs > 0, "dataloader.nsecs", f"must be positive, got {dl.nsecs}")
-    _require(dl.num_workers >= 0, "dataloader.num_workers", "must be >= 0")
-    for name in ("train_subset_size", "test_subset_size", "epoch_size"):
-        v = getattr(dl, name)
-        _require(v is None or v > 0, f"dataloader.{name}", f"must be positive or null, got {v}")
-    _require(dl.weight > 0, "dataloader.weight", f"must be positive, got {dl.weight}")
-    for i, mx in enumerate(dl.mix):
-        _require(mx.weight > 0, f"dataloader.mix[{i}].weight", f"must be positive, got {mx.weight}")
-        _require(
-            mx.dataset_path is not None or mx.dataset == "demo",
-            f"dataloader.mix[{i}].dataset_path",
-            f"dataset {mx.dataset} needs a path",
-        )
-    g = dl.augment.gain_db
-    _require(len(g) == 2 and g[0] <= g[1], "dataloader.augment.gain_db",
-             f"expected [low, high] with low <= high, got {g}")  # fmt: skip
-    _require(0 <= dl.augment.polarity <= 1, "dataloader.augment.polarity", "must be in [0, 1]")
-
-    _require(t.stage in (1, 2), "training.stage", f"must be 1 or 2, got {t.stage}")
-    if t.stage == 2 and m.type == "almtokenizer":
-        frontend = resolve_model_args(m)["base_args"].get("frontend_checkpoint")
-        _require(
-            t.stage1_checkpoint is not None or frontend is not None,
-            "model.base_args.frontend_checkpoint",
-            "stage 2 needs the frozen autoencoder: an EnCodec checkpoint folder (or "
-            "training.stage1_checkpoint)",
-        )
-    if m.type == "encodec":
-        _require(not m.mae_args, "model.mae_args", "must be empty for model.type encodec")
-    for name in ("num_epochs", "discriminator_train_freq", "checkpoint_freq", "eval_freq"):
-        v = getattr(t, name)
-        _require(v > 0, f"training.{name}", f"must be positive, got {v}")
-    _require(t.log_freq > 0, "training.log_freq", "must be positive")
-    _require(t.max_steps is None or t.max_steps > 0, "training.max_steps", "must be positive")
-    _require(t.max_minutes is None or t.max_minutes > 0, "training.max_minutes", "must be positive")
-    _require(t.disc_start_step >= 0, "training.disc_start_step", "must be >= 0")
-    _require(len(t.betas) == 2, "training.betas", f"needs 2 entries, got {len(t.betas)}")
-    _require(all(0 <= b < 1 for b in t.betas), "training.betas", "entries must be in [0, 1)")
-    for name in ("lr_generator", "lr_discriminator"):
-        v = getattr(t, name)
-        _require(v > 0, f"training.{name}", f"must be positive, got {v}")
-    _require(t.weight_decay >= 0, "training.weight_decay", "must be >= 0")
-    _require(t.grad_clip is None or t.grad_clip > 0, "training.grad_clip", "must be > 0 or null")
-    _require(t.warmup_steps >= 0, "training.warmup_steps", "must be >= 0")
-    _require(0 < t.lr_decay <= 1, "training.lr_decay", "must be in (0, 1]")
-    _require(t.threads is None or t.threads > 0, "training.threads", "must be positive or null")
-    _require(
-        DEVICE_PATTERN.fullmatch(t.device) is not None,
-        "training.device",
-        f"must be auto, cpu, cuda or cuda:N, got {t.device!r}",
-    )
-    _require(0 <= t.seed <= MAX_SEED, "training.seed", f"must be in [0, 2**32 - 1], got {t.seed}")
-    _require(len(t.mel_scales) > 0, "training.mel_scales", "needs at least one scale")
-    for i, s in enumerate(t.mel_scales):
-        _require(
-            len(s) == 3 and all(x > 0 for x in s) and s[1] <= s[0],
-            f"training.mel_scales[{i}]",
-            f"expected [n_fft, hop, n_mels] with 0 < hop <= n_fft, got {s}",
-        )
-    _require(len(t.eval_windows) > 0, "training.eval_windows", "needs at least one window")
-    _require(all(w > 0 for w in t.eval_windows), "training.eval_windows", "must be positive")
-    _require(t.eval_batches is None or t.eval_batches > 0, "training.eval_batches", "must be > 0")
-    _require(t.audio_clips >= 0, "training.audio_clips", "must be >= 0")
-    _require(0 <= t.balancer_decay < 1, "training.balancer_decay", "must be in [0, 1)")
-    _require(t.latent_cache_crops > 0, "training.latent_cache_crops", "must be positive")
-    for k in LOSS_KEYS:
-        v = getattr(t.lambdas, k)
-        _require(v >= 0, f"training.lambdas.{k}", f"must be >= 0, got {v}")
-    resolve_model_args(m)
-
-
 def _check_paths(cfg: TrainConfig) -> None:
     dl, t = cfg.dataloader, cfg.training
     _require(
@@ -463,30 +469,10 @@ def _check_paths(cfg: TrainConfig) -> None:
 # model arguments
 # ------------------------------------------------------------------------------------------------
 def resolve_model_args(m: ModelConfig) -> dict[str, Any]:
-    """The dict that `from_config` of the chosen codec receives.
-
-    almtokenizer: `preset(preset)` with `base_args` and `mae_args` merged over it,
-    validated by `ALMConfig.from_dict`. encodec: `base_args` as given.
-    """
-    if m.type == "encodec":
-        from codec.encodec import EnCodecConfig
-
-        try:
-            EnCodecConfig.from_dict(dict(m.base_args))
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"model.base_args: {e}") from e
-        return dict(m.base_args)
-    from codec.almtokenizer import ALMConfig, preset
-
-    try:
-        base = preset(m.preset).to_dict() if m.preset else ALMConfig().to_dict()
-    except (ValueError, KeyError) as e:
-        raise ConfigError(f"model.preset: {e}") from e
-    merged = _merge_model_args(base, m.base_args, m.mae_args)
-    try:
-        return ALMConfig.from_dict(merged).to_dict()
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"model.base_args/mae_args: {e}") from e
+    """The dict that `from_config` of the chosen codec receives (`ModelConfig.codec_args`);
+    ConfigError keys start with `model.` (`model.base_args.dim: ...`)."""
+    with config_section("model"):
+        return m.codec_args()
 
 
 def _merge_model_args(

@@ -21,7 +21,7 @@ import math
 import os
 import random
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from codec.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, fit_length
 from codec.checkpoint import CheckpointError, load_codec, load_state_strict, register_codec
 from codec.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
+from codec.schema import ConfigError, build_dataclass
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -90,21 +91,10 @@ class EnCodecConfig:
     threshold_ema_dead_code: int = 2
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EnCodecConfig:
-        """Validate a dict (unknown keys and wrong types are errors naming the key)."""
-        if not isinstance(d, dict):
-            raise TypeError(f"encodec config must be a dict, got {type(d).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown encodec config key(s) {unknown} (known: {sorted(known)})")
-        kw: dict[str, Any] = {}
-        for key, value in d.items():
-            default = getattr(cls(), key)
-            kw[key] = _check_type(key, value, default)
-        cfg = cls(**kw)
-        cfg.validate()
-        return cfg
+    def from_dict(cls, d: dict[str, Any], prefix: str = "") -> EnCodecConfig:
+        """Build and validate from a dict (`codec.schema`): an unknown key, a wrong type or an
+        inconsistent value is a `ConfigError` naming the key (`n_q: ...`, or `<prefix>.n_q`)."""
+        return build_dataclass(cls, d, prefix)
 
     @property
     def hop_length(self) -> int:
@@ -120,6 +110,7 @@ class EnCodecConfig:
         return max(1, int(math.floor(bandwidth / per_q + 1e-9)))
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first inconsistent field (relative: `n_q: ...`)."""
         # Upper bounds far above any real EnCodec: a config.json asking for n_q = 1e9 or
         # dimension = 2**40 is refused here instead of hanging or exhausting memory.
         for key, low, high in (
@@ -128,59 +119,33 @@ class EnCodecConfig:
         ):  # fmt: skip
             value = getattr(self, key)
             if not low <= value <= high:
-                raise ValueError(f"encodec config {key} must be in [{low}, {high}], got {value}")
+                raise ConfigError(f"{key}: must be in [{low}, {high}], got {value}")
         if not 1 <= len(self.ratios) <= 16 or any(not 1 <= r <= 64 for r in self.ratios):
-            raise ValueError(
-                f"encodec config ratios must be 1 to 16 ints in [1, 64], got {self.ratios}"
-            )
+            raise ConfigError(f"ratios: must be 1 to 16 ints in [1, 64], got {self.ratios}")
         if 2 ** int(math.log2(self.bins)) != self.bins:
-            raise ValueError(f"encodec config bins must be a power of two, got {self.bins}")
+            raise ConfigError(f"bins: must be a power of two, got {self.bins}")
+        for key in ("decay", "bandwidth"):
+            if not math.isfinite(getattr(self, key)):
+                raise ConfigError(f"{key}: must be a finite number, got {getattr(self, key)}")
         if not self.target_bandwidths:
-            raise ValueError("encodec config target_bandwidths must not be empty")
+            raise ConfigError("target_bandwidths: must not be empty")
         for bw in self.target_bandwidths:
             if bw <= 0 or self.codebooks_for(bw) > self.n_q:
-                raise ValueError(
-                    f"encodec config target_bandwidths: {bw} kbps needs "
-                    f"{self.codebooks_for(bw)} codebooks but n_q is {self.n_q}"
+                raise ConfigError(
+                    f"target_bandwidths: {bw} kbps needs {self.codebooks_for(bw)} codebooks but "
+                    f"n_q is {self.n_q}"
                 )
         if self.bandwidth not in self.target_bandwidths:
-            raise ValueError(
-                f"encodec config bandwidth {self.bandwidth} is not in {self.target_bandwidths}"
+            raise ConfigError(
+                f"bandwidth: {self.bandwidth} is not in target_bandwidths {self.target_bandwidths}"
             )
         if not self.train_bandwidths or any(
             bw not in self.target_bandwidths for bw in self.train_bandwidths
         ):
-            raise ValueError(
-                f"encodec config train_bandwidths {self.train_bandwidths} must be a non-empty "
-                f"subset of target_bandwidths {self.target_bandwidths}"
+            raise ConfigError(
+                f"train_bandwidths: {self.train_bandwidths} must be a non-empty subset of "
+                f"target_bandwidths {self.target_bandwidths}"
             )
-
-
-def _check_type(key: str, value: Any, default: Any) -> Any:
-    """Coerce JSON values to the field's type (ints for floats are fine), or raise."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"encodec config {key} must be a bool, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"encodec config {key} must be an int, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"encodec config {key} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"encodec config {key} must be a finite number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise TypeError(f"encodec config {key} must be a string, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list | tuple):
-            raise TypeError(f"encodec config {key} must be a list, got {value!r}")
-        return [_check_type(f"{key}[{i}]", v, default[0]) for i, v in enumerate(value)]
-    raise TypeError(f"encodec config {key}: unsupported type")
 
 
 @register_codec

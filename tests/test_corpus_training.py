@@ -17,8 +17,8 @@ import yaml
 from codec.config import ConfigError, DataloaderConfig, TrainConfig
 from codec.data import Augment, CropDataset, MixedDataset, build_dataset, list_items
 from codec.data.corpus.manifest import ManifestRow, write_manifest
+from codec.schema import build_dataclass
 from codec.training.data import build_loaders
-from codec.training.schema import build_dataclass
 
 SR = 24000
 REPO = Path(__file__).resolve().parents[1]

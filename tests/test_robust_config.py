@@ -62,7 +62,7 @@ def sections(d: Any, prefix: tuple = ()) -> list[tuple]:
 LEAVES = sorted(set(leaves(DEMO)))
 SECTIONS = sections(DEMO)
 # model.base_args / mae_args are free-form mappings checked by ALMConfig (its messages carry
-# the inner key, e.g. "model.base_args/mae_args: base_args.dim: ...")
+# the inner key, e.g. "model.base_args.dim: ...")
 WRONG = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True),
     st.text(max_size=6), st.lists(st.integers(-3, 3), max_size=3),

@@ -1,20 +1,20 @@
 """Typed configuration of the ALMTokenizer model: `BaseArgs`, `MAEArgs`, `ALMConfig`, presets.
 
 The field names follow the `model:` section of config.yaml (`base_args`, `mae_args`), which in
-turn follows the reference reproduction. `ALMConfig.from_dict` is strict: an unknown key or a
-value of the wrong type is a `ValueError` that names the key, before any model is built.
+turn follows the reference reproduction. `ALMConfig.from_dict` is strict (`codec.schema`): an
+unknown key, a wrong type or an inconsistent value is a `ConfigError` (a ValueError) that names
+the key, before any model is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from codec.base import SAMPLE_RATE
+from codec.schema import ConfigError, build_dataclass, config_section
 
 FRONTENDS: tuple[str, ...] = ("encodec",)
 # Upper bounds far above any real model: a config.json asking for 1e9 layers or codebooks is
@@ -23,11 +23,11 @@ MAX_LAYERS, MAX_DIM, MAX_FFN_DIM = 64, 8192, 32768
 MAX_CODEBOOKS, MAX_CODEBOOK_SIZE, MAX_ITERS = 64, 65536, 10_000
 
 
-def _check_max(section: str, obj: Any, names: tuple[str, ...], high: int) -> None:
+def _check_max(obj: Any, names: tuple[str, ...], high: int) -> None:
     for name in names:
         value = getattr(obj, name)
         if value is not None and value > high:
-            raise ValueError(f"{section}.{name}: must be <= {high}, got {value}")
+            raise ConfigError(f"{name}: must be <= {high}, got {value}")
 
 
 @dataclass
@@ -124,68 +124,60 @@ class BaseArgs:
         return SAMPLE_RATE // self.frame_rate
 
     def validate(self) -> None:
-        """Raise ValueError naming the first inconsistent field."""
+        """Raise ConfigError naming the first inconsistent field (relative: `dim: ...`)."""
         if self.frontend not in FRONTENDS:
-            raise ValueError(
-                f"base_args.frontend: {self.frontend!r} is not one of {FRONTENDS} (the stft and "
+            raise ConfigError(
+                f"frontend: {self.frontend!r} is not one of {FRONTENDS} (the stft and "
                 "seanet front ends were removed: train an EnCodec autoencoder instead)"
             )
         if self.frame_rate <= 0 or SAMPLE_RATE % self.frame_rate:
-            raise ValueError(
-                f"base_args.frame_rate: {self.frame_rate} must divide the sample rate {SAMPLE_RATE}"
+            raise ConfigError(
+                f"frame_rate: {self.frame_rate} must divide the sample rate {SAMPLE_RATE}"
             )
         for name in ("patch_dim", "dim", "n_heads", "n_layers", "decoder_n_layers", "ffn_dim",
                      "n_codebooks", "codebook_size", "kmeans_iters", "dead_code_steps",
                      "encodec_n_filters", "ar_dim", "ar_n_heads"):  # fmt: skip
             if getattr(self, name) <= 0:
-                raise ValueError(f"base_args.{name}: must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         for name in ("encodec_residual_layers", "encodec_lstm", "ar_layers",
                      "quantizer_warmup_steps"):  # fmt: skip
             if getattr(self, name) < 0:
-                raise ValueError(f"base_args.{name}: must be >= 0, got {getattr(self, name)}")
-        _check_max("base_args", self, ("n_layers", "decoder_n_layers", "ar_layers",
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        _check_max(self, ("n_layers", "decoder_n_layers", "ar_layers",
                    "encodec_residual_layers", "encodec_lstm"), MAX_LAYERS)  # fmt: skip
-        _check_max("base_args", self, ("patch_dim", "dim", "codebook_dim", "ar_dim",
+        _check_max(self, ("patch_dim", "dim", "codebook_dim", "ar_dim",
                    "encodec_n_filters", "n_heads", "ar_n_heads"), MAX_DIM)  # fmt: skip
-        _check_max("base_args", self, ("ffn_dim",), MAX_FFN_DIM)
-        _check_max("base_args", self, ("n_codebooks",), MAX_CODEBOOKS)
-        _check_max("base_args", self, ("codebook_size",), MAX_CODEBOOK_SIZE)
-        _check_max("base_args", self, ("kmeans_iters",), MAX_ITERS)
+        _check_max(self, ("ffn_dim",), MAX_FFN_DIM)
+        _check_max(self, ("n_codebooks",), MAX_CODEBOOKS)
+        _check_max(self, ("codebook_size",), MAX_CODEBOOK_SIZE)
+        _check_max(self, ("kmeans_iters",), MAX_ITERS)
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
-            raise ValueError(
-                f"base_args.dim: {self.dim} must split into {self.n_heads} heads of even size"
-            )
+            raise ConfigError(f"dim: {self.dim} must split into {self.n_heads} heads of even size")
         if self.attn_span is not None and not 1 <= self.attn_span <= 65536:
-            raise ValueError(
-                f"base_args.attn_span: must be in 1..65536 or null, got {self.attn_span}"
-            )
+            raise ConfigError(f"attn_span: must be in 1..65536 or null, got {self.attn_span}")
         if self.codebook_dim is not None and self.codebook_dim <= 0:
-            raise ValueError(f"base_args.codebook_dim: must be positive, got {self.codebook_dim}")
+            raise ConfigError(f"codebook_dim: must be positive, got {self.codebook_dim}")
         if not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"base_args.ema_decay: must be in (0, 1), got {self.ema_decay}")
+            raise ConfigError(f"ema_decay: must be in (0, 1), got {self.ema_decay}")
         if not 1 <= self.window_min <= self.window_max:
-            raise ValueError(
-                f"base_args.window_min/window_max: need 1 <= {self.window_min} <= {self.window_max}"
+            raise ConfigError(
+                f"window_min/window_max: need 1 <= {self.window_min} <= {self.window_max}"
             )
         if not self.window_min <= self.default_window <= self.window_max:
-            raise ValueError(
-                f"base_args.default_window: {self.default_window} outside "
+            raise ConfigError(
+                f"default_window: {self.default_window} outside "
                 f"[{self.window_min}, {self.window_max}]"
             )
         if self.ar_layers and (
             self.ar_dim % self.ar_n_heads or (self.ar_dim // self.ar_n_heads) % 2
         ):
-            raise ValueError(
-                f"base_args.ar_dim: {self.ar_dim} must split into {self.ar_n_heads} even heads"
-            )
+            raise ConfigError(f"ar_dim: {self.ar_dim} must split into {self.ar_n_heads} even heads")
         ratios = self.encodec_ratios
         if not 1 <= len(ratios) <= 16 or any(not 1 <= r <= 64 for r in ratios):
-            raise ValueError(
-                f"base_args.encodec_ratios: need 1 to 16 ints in [1, 64], got {ratios}"
-            )
+            raise ConfigError(f"encodec_ratios: need 1 to 16 ints in [1, 64], got {ratios}")
         if math.prod(ratios) != self.hop_length:
-            raise ValueError(
-                f"base_args.encodec_ratios: product {math.prod(ratios)} must equal the hop "
+            raise ConfigError(
+                f"encodec_ratios: product {math.prod(ratios)} must equal the hop "
                 f"{self.hop_length} (sample_rate / frame_rate {self.frame_rate})"
             )
 
@@ -207,18 +199,18 @@ class MAEArgs:
     mask_ratio: float = 0.3
 
     def validate(self) -> None:
-        """Raise ValueError naming the first inconsistent field."""
+        """Raise ConfigError naming the first inconsistent field (relative: `dim: ...`)."""
         if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mae_args.mask_ratio: must be in [0, 1), got {self.mask_ratio}")
+            raise ConfigError(f"mask_ratio: must be in [0, 1), got {self.mask_ratio}")
         if self.n_layers < 0:
-            raise ValueError(f"mae_args.n_layers: must be >= 0, got {self.n_layers}")
+            raise ConfigError(f"n_layers: must be >= 0, got {self.n_layers}")
         for name in ("dim", "n_heads"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"mae_args.{name}: must be positive, got {getattr(self, name)}")
-        _check_max("mae_args", self, ("n_layers",), MAX_LAYERS)
-        _check_max("mae_args", self, ("dim", "n_heads"), MAX_DIM)
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        _check_max(self, ("n_layers",), MAX_LAYERS)
+        _check_max(self, ("dim", "n_heads"), MAX_DIM)
         if self.n_layers and (self.dim % self.n_heads or (self.dim // self.n_heads) % 2):
-            raise ValueError(f"mae_args.dim: {self.dim} must split into {self.n_heads} even heads")
+            raise ConfigError(f"dim: {self.dim} must split into {self.n_heads} even heads")
 
 
 @dataclass
@@ -229,79 +221,28 @@ class ALMConfig:
     mae_args: MAEArgs = field(default_factory=MAEArgs)
 
     def __post_init__(self) -> None:
-        self.base_args.validate()
-        self.mae_args.validate()
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first inconsistent field (`base_args.dim: ...`)."""
+        with config_section("base_args"):
+            self.base_args.validate()
+        with config_section("mae_args"):
+            self.mae_args.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable nested dict: `{"base_args": {...}, "mae_args": {...}}`."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ALMConfig:
+    def from_dict(cls, d: dict[str, Any], prefix: str = "") -> ALMConfig:
         """Strict inverse of `to_dict`; missing keys take their defaults.
 
         Raises:
-            ValueError: an unknown key or a wrong type, naming the key (e.g. `base_args.dim`).
+            ConfigError: an unknown key, a wrong type or an inconsistent value, naming the key
+                (`base_args.dim: ...`, or `<prefix>.base_args.dim: ...`).
         """
-        if not isinstance(d, dict):
-            raise ValueError(f"model config must be a mapping, got {type(d).__name__}")
-        unknown = sorted(set(d) - {"base_args", "mae_args"})
-        if unknown:
-            raise ValueError(f"unknown model config keys: {unknown}")
-        base = _build(BaseArgs, d.get("base_args", {}), "base_args")
-        mae = _build(MAEArgs, d.get("mae_args", {}), "mae_args")
-        return cls(base_args=base, mae_args=mae)
-
-
-def _check_type(value: Any, tp: Any, where: str) -> Any:
-    """Return `value` coerced to `tp` (int -> float only) or raise ValueError naming `where`."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(value, arg, where)
-            except ValueError:
-                pass
-        raise ValueError(f"{where}: expected {tp}, got {type(value).__name__} {value!r}")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected bool, got {type(value).__name__} {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected int, got {type(value).__name__} {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where}: expected float, got {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected str, got {type(value).__name__} {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported annotation {tp}")  # a bug in this file, not user input
-
-
-def _build(cls: type, d: Any, prefix: str) -> Any:
-    if not isinstance(d, dict):
-        raise ValueError(f"{prefix}: expected a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown keys in {prefix}: {[f'{prefix}.{k}' for k in unknown]}")
-    kwargs = {k: _check_type(v, hints[k], f"{prefix}.{k}") for k, v in d.items()}
-    return cls(**kwargs)
+        return build_dataclass(cls, d, prefix)
 
 
 DEMO_FRONTEND_CHECKPOINT = "checkpoints/encodec_demo"
