@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from codec.alloc_budget import AllocationBudget, AllocationBudgetError
+
 if TYPE_CHECKING:
     from codec.base import Codec
 
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# A model build may allocate this many times the weights file's values, plus a margin
+# (temporaries, non-persistent buffers); more means config.json asks for another model.
+BUILD_BUDGET_FACTOR = 2
+BUILD_BUDGET_MARGIN = 1 << 24
 _REGISTRY: dict[str, type[Codec]] = {}
 
 
@@ -182,23 +189,39 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], wh
     model.load_state_dict(state, strict=True)
 
 
-def _precheck_shapes(cls: type[Codec], model_cfg: Any, folder: Path) -> None:
-    """Compare the weights file's header with the model `config.json` describes, built on the
-    meta device (no memory, no tensor read): a config that disagrees with its weights, e.g. one
-    edited to ask for a huge model, is refused before anything is allocated. Skipped when either
-    side cannot be read this way (the real build and `read_weights` then report the problem)."""
+def _weights_numel(folder: Path) -> int:
+    """Tensor values in the weights file, from its header (no tensor is read).
+
+    Raises:
+        CheckpointError: the file is missing or unreadable (as `read_weights` names it).
+    """
     w_path = folder / WEIGHTS_NAME
     try:
         with safe_open(str(w_path), framework="pt", device="cpu") as f:
-            got = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-    except Exception:  # missing or damaged file: read_weights names the problem
-        return
+            shapes = [f.get_slice(k).get_shape() for k in f.keys()]  # noqa: SIM118
+    except Exception:  # missing or damaged file: let read_weights name the problem
+        read_weights(folder)
+        raise CheckpointError(f"{w_path} is not a readable safetensors file") from None
+    return sum(math.prod(s) for s in shapes)
+
+
+def _build(cls: type[Codec], model_cfg: Any, folder: Path) -> Codec:
+    """Build the model `config.json` describes, allocating at most about what its weights
+    file holds (`BUILD_BUDGET_FACTOR` times plus `BUILD_BUDGET_MARGIN` values): a config
+    edited to ask for a huge model is refused before anything large is allocated."""
+    limit = BUILD_BUDGET_FACTOR * _weights_numel(folder) + BUILD_BUDGET_MARGIN
+    where = folder / CONFIG_NAME
     try:
-        with torch.device("meta"):
-            probe = cls.from_config(model_cfg)
-    except Exception:  # the real build raises the same error with its message
-        return
-    _check_shapes(_shapes(probe.state_dict()), got, str(w_path))
+        with AllocationBudget(limit):
+            return cls.from_config(model_cfg)
+    except AllocationBudgetError as e:
+        raise CheckpointError(
+            f"{where}: the model config asks for a model larger than {folder / WEIGHTS_NAME} "
+            f"holds ({e}); config and weights do not match"
+        ) from None
+    except (TypeError, ValueError, KeyError, RuntimeError, MemoryError, OverflowError) as e:
+        # RuntimeError / MemoryError: sizes too large to allocate (torch's allocator)
+        raise CheckpointError(f"{where}: invalid model config: {e}") from e
 
 
 def load_codec(path: str | Path) -> Codec:
@@ -210,12 +233,7 @@ def load_codec(path: str | Path) -> Codec:
         raise CheckpointError(
             f"{Path(path) / CONFIG_NAME}: unknown codec {name!r} (known: {sorted(_REGISTRY)})"
         )
-    _precheck_shapes(_REGISTRY[name], cfg["model"], Path(path))
-    try:
-        model = _REGISTRY[name].from_config(cfg["model"])
-    except (TypeError, ValueError, KeyError, RuntimeError, MemoryError, OverflowError) as e:
-        # RuntimeError / MemoryError: sizes too large to allocate (torch's allocator)
-        raise CheckpointError(f"{Path(path) / CONFIG_NAME}: invalid model config: {e}") from e
+    model = _build(_REGISTRY[name], cfg["model"], Path(path))
     load_state_strict(model, read_weights(path), str(Path(path) / WEIGHTS_NAME))
     model.eval()
     model.checkpoint_hash = checkpoint_hash(path)

@@ -61,26 +61,40 @@ def test_encodec_config_bounds_name_the_key(key: str, value) -> None:
 
 def test_config_asking_for_a_bigger_model_is_refused_before_building(tmp_path, monkeypatch):
     """Within the bounds but not what the weights hold (64 layers of width 8192 would allocate
-    ~200 GB): load_codec compares the safetensors header with a meta-device build first."""
-    from codec.almtokenizer import ALMTokenizer
-
+    ~200 GB): load_codec refuses while building, before any large tensor exists or is
+    initialised (the build may allocate about what the weights file holds)."""
     folder = save_codec(tiny_alm(), tmp_path / "alm")
     cfg = json.loads((folder / CONFIG_NAME).read_text())
     cfg["model"]["base_args"].update(dim=8192, n_heads=64, ffn_dim=32768, n_layers=64)
     (folder / CONFIG_NAME).write_text(json.dumps(cfg))
-    devices = []
-    real = ALMTokenizer.from_config.__func__
+    largest = [0]
+    real_empty = torch.empty
 
-    def spy(cls, config):
-        devices.append(torch.get_default_device().type)
-        if devices[-1] != "meta":
-            raise AssertionError("built for real before the shapes were compared")
-        return real(cls, config)
+    def spy_empty(*args, **kwargs):
+        out = real_empty(*args, **kwargs)
+        largest[0] = max(largest[0], out.numel())
+        return out
 
-    monkeypatch.setattr(ALMTokenizer, "from_config", classmethod(spy))
-    with pytest.raises(CheckpointError, match="model.safetensors does not match the model config"):
+    monkeypatch.setattr(torch, "empty", spy_empty)
+    with pytest.raises(CheckpointError, match="asks for a model larger than .*model.safetensors"):
         load_codec(folder)
-    assert devices == ["meta"]
+    assert largest[0] < 2**24, largest  # no tensor of the huge model was ever made
+
+
+def test_allocation_budget_counts_before_allocating() -> None:
+    from codec.alloc_budget import AllocationBudget, AllocationBudgetError
+
+    with AllocationBudget(1000) as budget:
+        torch.zeros(10, 10)
+        torch.empty((20, 5))
+        torch.full((100,), 1.0)
+        torch.arange(50)  # counted from its result
+        assert budget.total == 350
+        with pytest.raises(AllocationBudgetError, match="more than 1,000"):
+            torch.empty(2**40)  # refused from its size: 4 TB is never requested
+        assert budget.total == 350
+    with AllocationBudget(10**6), pytest.raises(AllocationBudgetError):
+        torch.nn.Linear(2000, 2000)  # 4 M weights: refused before the init writes them
 
 
 def test_recursive_yaml_alias_is_a_config_error(tmp_path: Path) -> None:
