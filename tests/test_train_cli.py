@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from codec.checkpoint import load_codec
-from codec.train import train
+from codec.train import seed_everything, train
 from codec.training import state as S
+from codec.training.model_setup import build_model
 from tests.fixtures import make_goodsounds
 from tests.train_configs import tiny_config, tiny_raw
 
@@ -65,12 +66,18 @@ def test_ddp_two_processes_gloo_matches_one_process(data, tmp_path):
     finally:
         torch.set_num_threads(threads)
     got = load_codec(ckpt / "final").state_dict()
-    assert ref.keys() == got.keys()
+    seed_everything(single.training.seed)  # the weights both runs started from
+    init = build_model(single).state_dict()
+    assert ref.keys() == got.keys() == init.keys()
+    # atol 1e-5 is a tenth of one Adam step (lr 1e-4): a gradient that is not the full
+    # batch's average moves weights by about a step; float summation order (2 ranks vs 1
+    # process) moved one weight of 32,768 by 1.5e-6 in a measured run
     moved = 0
     for k in ref:
-        assert torch.allclose(ref[k], got[k], rtol=1e-4, atol=1e-6), k
-        moved += int(k.startswith("encoder."))
-    assert moved > 0
+        assert torch.allclose(ref[k], got[k], rtol=1e-4, atol=1e-5), k
+        if k.startswith("encoder.") and (ref[k] - init[k]).abs().max() > 1e-4:
+            moved += 1
+    assert moved > 0  # the comparison is not vacuous: the encoder did train
 
 
 def _latest_step(latest: Path) -> int:
