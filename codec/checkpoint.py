@@ -62,6 +62,16 @@ def _ensure_registered() -> None:
     import codec.encodec  # noqa: F401
 
 
+def codec_class(name: str) -> type[Codec]:
+    """The registered `Codec` subclass called `name` (config.json's `codec`, the training
+    config's `model.type`); ValueError listing the known names."""
+    _ensure_registered()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown codec {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
 def pid_alive(pid: int) -> bool:
     """Whether another process `pid` runs. This process counts as not running: `save_codec`
     finishes or undoes its own swap before it returns, so a leftover with our pid is from an

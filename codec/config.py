@@ -70,27 +70,11 @@ class ModelConfig:
         self.codec_args()
 
     def codec_args(self) -> dict[str, Any]:
-        """The dict that `from_config` of the chosen codec receives; ConfigError keys are
-        relative to this section (`base_args.dim: ...`).
+        """The dict that `from_config` of the chosen codec receives
+        (`Codec.training_args`); ConfigError keys are relative to this section."""
+        from codec.checkpoint import codec_class
 
-        almtokenizer: `preset(preset)` with `base_args` and `mae_args` merged over it,
-        validated by `ALMConfig.from_dict`. encodec: `base_args` as given, validated by
-        `EnCodecConfig.from_dict`.
-        """
-        if self.type == "encodec":
-            from codec.encodec import EnCodecConfig
-
-            _require(not self.mae_args, "mae_args", "must be empty for model.type encodec")
-            EnCodecConfig.from_dict(dict(self.base_args), prefix="base_args")
-            return dict(self.base_args)
-        from codec.almtokenizer import ALMConfig, preset
-
-        try:
-            base = preset(self.preset).to_dict() if self.preset else ALMConfig().to_dict()
-        except (ValueError, KeyError) as e:
-            raise ConfigError(f"preset: {e}") from e
-        merged = _merge_model_args(base, self.base_args, self.mae_args)
-        return ALMConfig.from_dict(merged).to_dict()
+        return codec_class(self.type).training_args(self.preset, self.base_args, self.mae_args)
 
 
 @dataclass
@@ -321,15 +305,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Rules across sections (each section validates its own values)."""
+        from codec.checkpoint import codec_class
+
         t, m = self.training, self.model
-        if t.stage == 2 and m.type == "almtokenizer":
-            frontend = resolve_model_args(m)["base_args"].get("frontend_checkpoint")
-            _require(
-                t.stage1_checkpoint is not None or frontend is not None,
-                "model.base_args.frontend_checkpoint",
-                "stage 2 needs the frozen autoencoder: an EnCodec checkpoint folder (or "
-                "training.stage1_checkpoint)",
-            )
+        with config_section("model"):
+            codec_class(m.type).check_training(m.codec_args(), t.stage, t.stage1_checkpoint)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], check_paths: bool = True) -> TrainConfig:
@@ -473,28 +453,3 @@ def resolve_model_args(m: ModelConfig) -> dict[str, Any]:
     ConfigError keys start with `model.` (`model.base_args.dim: ...`)."""
     with config_section("model"):
         return m.codec_args()
-
-
-def _merge_model_args(
-    base: dict[str, Any], base_args: dict[str, Any], mae_args: dict[str, Any]
-) -> dict[str, Any]:
-    """Merge the two YAML sections over a preset dict, whichever layout ALMConfig uses.
-
-    `ALMConfig.to_dict()` is either nested (`{"base_args": {...}, "mae_args": {...}}`) or flat
-    (MAE fields prefixed `mae_`); unknown keys are left for `from_dict` to reject by name.
-    """
-    out = _deep_copy(base)
-    if isinstance(out.get("base_args"), dict) or isinstance(out.get("mae_args"), dict):
-        out.setdefault("base_args", {}).update(base_args)
-        out.setdefault("mae_args", {}).update(mae_args)
-        return out
-    out.update(base_args)
-    for k, v in mae_args.items():
-        out[k if k.startswith("mae_") else f"mae_{k}"] = v
-    return out
-
-
-def model_window_range(model_args: dict[str, Any]) -> tuple[int, int]:
-    """(window_min, window_max) from resolved ALMTokenizer args (nested or flat)."""
-    src = model_args.get("base_args", model_args)
-    return int(src.get("window_min", 2)), int(src.get("window_max", 10))

@@ -375,6 +375,15 @@ class EnCodecCodec(Codec):
         return d
 
     @classmethod
+    def training_args(
+        cls, preset: str | None, base_args: dict[str, Any], mae_args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`base_args` is the `EnCodecConfig` (validated; keys `base_args.n_q: ...`)."""
+        args = super().training_args(preset, base_args, mae_args)
+        EnCodecConfig.from_dict(args, prefix="base_args")
+        return args
+
+    @classmethod
     def from_config(cls, config: dict[str, Any]) -> EnCodecCodec:
         """A randomly initialised model (He-normal convs, zero biases, lazy k-means RVQ)."""
         return cls(EnCodecConfig.from_dict(config))

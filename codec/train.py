@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from codec import losses as L
 from codec.base import TrainOutput
 from codec.checkpoint import CheckpointError, load_state_strict, read_config, read_weights
-from codec.config import LOSS_KEYS, ConfigError, TrainConfig, load_config, model_window_range
+from codec.config import LOSS_KEYS, ConfigError, TrainConfig, load_config
 from codec.discriminators import MultiMelDiscriminator
 from codec.training import distributed as D
 from codec.training.data import build_loaders
@@ -127,7 +127,7 @@ class Trainer:
         self.model = build_model(cfg).to(self.device)
         if self.t.stage == 2 and self.t.stage1_checkpoint is not None:
             load_frontend(self.model, self.t.stage1_checkpoint)
-        self.window_range = model_window_range(self.model.config_dict()) if self.is_alm else (0, 0)
+        self.window_range = self.model.training_windows()  # None: the codec has no window
         params = trainable_parameters(self.model, cfg)
         self.gen_params = params
         self.disc = MultiMelDiscriminator(cfg.discriminator).to(self.device)
@@ -166,10 +166,6 @@ class Trainer:
 
     # --- properties ----------------------------------------------------------------------------
     @property
-    def is_alm(self) -> bool:
-        return self.cfg.model.type == "almtokenizer"
-
-    @property
     def lambdas(self):
         return self.t.lambdas
 
@@ -180,7 +176,7 @@ class Trainer:
     def window(self, step: int) -> int | None:
         """w ~ U[window_min, window_max], a function of (seed, step): identical on every rank
         and after a resume."""
-        if not self.is_alm:
+        if self.window_range is None:
             return None
         return random.Random(self.t.seed * 1_000_003 + step).randint(*self.window_range)
 

@@ -15,13 +15,15 @@ frame_rate / w tokens per second, each carrying n_q * log2(K) bits.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 import torch
 from torch import nn
 
-from codec.almtokenizer.config import ALMConfig, preset
+from codec.almtokenizer.config import ALMConfig
+from codec.almtokenizer.config import preset as _preset
 from codec.almtokenizer.depth_ar import DepthAR
 from codec.almtokenizer.frontend_encodec import EncodecFrontend
 from codec.almtokenizer.interleave import (
@@ -35,8 +37,9 @@ from codec.almtokenizer.mae import MAEDecoder, random_frame_mask
 from codec.almtokenizer.quantizer import ResidualVQ
 from codec.almtokenizer.standardize import FrameStandardizer
 from codec.almtokenizer.transformer import Transformer
-from codec.base import Codec, Encoded, TrainOutput
+from codec.base import Codec, Encoded, FrameFrontend, TrainOutput
 from codec.checkpoint import register_codec
+from codec.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class ALMTokenizer(Codec):
 
     def __init__(self, config: ALMConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else preset("demo")
+        self.config = config if config is not None else _preset("demo")
         a, m = self.config.base_args, self.config.mae_args
         self.frontend = EncodecFrontend(a)
         self.hop_length = self.frontend.hop_length
@@ -291,6 +294,111 @@ class ALMTokenizer(Codec):
             (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)
         )
         return TrainOutput(recon=recon, losses=losses, codes=q.codes, stats=stats)
+
+    # --- training hooks (Codec) ----------------------------------------------------------------
+    @classmethod
+    def training_args(
+        cls, preset: str | None, base_args: dict[str, Any], mae_args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`preset(preset)` with `base_args` and `mae_args` merged over its two sections,
+        validated by `ALMConfig.from_dict` (keys `base_args.dim: ...`)."""
+        try:
+            out = _preset(preset).to_dict() if preset else ALMConfig().to_dict()
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"preset: {e}") from e
+        out["base_args"].update(base_args)
+        out["mae_args"].update(mae_args)
+        return ALMConfig.from_dict(out).to_dict()
+
+    @classmethod
+    def check_training(
+        cls, config: dict[str, Any], stage: int, stage1_checkpoint: str | None
+    ) -> None:
+        """Stage 2 stands on the frozen autoencoder: a `frontend_checkpoint` or a stage-1
+        folder must provide it."""
+        frontend = config["base_args"].get("frontend_checkpoint")
+        if stage == 2 and stage1_checkpoint is None and frontend is None:
+            raise ConfigError(
+                "base_args.frontend_checkpoint: stage 2 needs the frozen autoencoder: an "
+                "EnCodec checkpoint folder (or training.stage1_checkpoint)"
+            )
+
+    @classmethod
+    def for_training(
+        cls, config: dict[str, Any], stage: int, zero_weight_losses: frozenset[str]
+    ) -> ALMTokenizer:
+        """The frozen autoencoder's architecture and weights from `base_args.frontend_checkpoint`
+        (when set); in stage 2 without the MAE branch / depth-AR head when their loss has
+        weight 0."""
+        from codec.almtokenizer.frontend_encodec import (
+            load_frontend_checkpoint,
+            resolve_frontend_args,
+        )
+
+        args = copy.deepcopy(config)
+        source = args["base_args"].get("frontend_checkpoint")
+        try:
+            args["base_args"] = resolve_frontend_args(args["base_args"])
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"base_args.frontend_checkpoint: {e}") from e
+        if stage == 2 and "mae" in zero_weight_losses and args["mae_args"]["n_layers"]:
+            log.info("training.lambdas.mae is 0: building the model without the MAE branch")
+            args["mae_args"]["n_layers"] = 0
+        if stage == 2 and "ar" in zero_weight_losses and args["base_args"]["ar_layers"]:
+            log.info("training.lambdas.ar is 0: building the model without the depth-AR head")
+            args["base_args"]["ar_layers"] = 0
+        model = cls.from_config(args)
+        if source:
+            try:
+                load_frontend_checkpoint(model.frontend, source)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"base_args.frontend_checkpoint: {e}") from e
+        return model
+
+    def training_windows(self) -> tuple[int, int]:
+        a = self.config.base_args
+        return a.window_min, a.window_max
+
+    def trainable_parameters(self, stage: int) -> list[nn.Parameter]:
+        """Stage 2: everything but the frozen front end. Stage 1 trains nothing here."""
+        if stage == 1:
+            raise ConfigError(
+                "stage 1 trains nothing of ALMTokenizer: its front end is a frozen EnCodec "
+                "autoencoder; train it as model.type=encodec (stage 1), set "
+                "model.base_args.frontend_checkpoint to it and run ALMTokenizer with "
+                "training.stage=2"
+            )
+        super().trainable_parameters(stage)  # checks the stage
+        self.freeze_frontend()
+        return [p for p in self.backbone_parameters() if p.requires_grad]
+
+    def stage1_state_keys(self) -> list[str]:
+        """The front end's state."""
+        return [k for k in self.state_dict() if k.startswith("frontend.")]
+
+    @torch.no_grad()
+    def load_stage1(self, source: Codec, where: str) -> int:
+        """From a stage-1 ALMTokenizer its front end; from an EnCodec autoencoder its encoder
+        and decoder, which become the front end."""
+        from codec.encodec import EnCodecCodec
+
+        if isinstance(source, EnCodecCodec):
+            self.frontend.load_from_encodec(source, where)
+            return len(self.frontend.state_dict())
+        return super().load_stage1(source, where)
+
+    def frame_frontend(self) -> FrameFrontend:
+        return self.frontend
+
+    def needs_frame_statistics(self) -> bool:
+        return not bool(self.standardizer.ready)
+
+    def set_frame_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.standardizer.set_stats(mean, std)
+
+    def relative_frame_error(self, wav: torch.Tensor, window: int | None) -> torch.Tensor:
+        w = self._window(window)
+        return self.frame_error(self.patchify(wav, w), w)
 
     # --- serialisation -----------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

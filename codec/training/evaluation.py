@@ -6,9 +6,9 @@ Stage 1 (the autoencoder without quantizer) is scored through the training forwa
 (encode -> quantize -> decode). Keys: `eval/mel_distance`, `eval/si_sdr`, `eval/pitch_kept`
 (share of held-out clips with a measurable pitch whose reconstruction keeps it within a quarter
 tone, `codec.metrics.pitch_matches`), means over the windows, and per window
-`eval/mel_distance_w3`, `eval/si_sdr_w3`, `eval/pitch_kept_w3`, ... . For a codec with
-`frame_error` (ALMTokenizer) also `eval/latent_rel[_wN]`: ||z_hat - z||^2 / ||z||^2 of the
-decoded frames in standardised units.
+`eval/mel_distance_w3`, `eval/si_sdr_w3`, `eval/pitch_kept_w3`, ... . For a codec with a
+frame front end (`Codec.relative_frame_error`, ALMTokenizer) also `eval/latent_rel[_wN]`:
+||z_hat - z||^2 / ||z||^2 of the decoded frames in standardised units.
 
 `eval/score` selects `best/` (lower is better): mel distance + (1 - pitch kept), so one unit
 of mel distance weighs as much as every pitch; a model that loses pitches cannot win on a
@@ -37,9 +37,10 @@ class EvalResult:
 
 
 def eval_windows(model: Codec, stage: int, windows: list[int]) -> list[int | None]:
-    """The windows to evaluate: the configured list for ALMTokenizer's stage 2; none for stage 1
-    (the autoencoder has no window) and for codecs without a window (EnCodec)."""
-    if getattr(model, "name", "") != "almtokenizer" or stage == 1:
+    """The windows to evaluate: the configured list in stage 2 of a codec whose setting is a
+    window (ALMTokenizer); none for stage 1 (the autoencoder has no window) and for codecs
+    without a window (EnCodec)."""
+    if model.setting().kind != "window" or stage == 1:
         return [None]
     return list(windows)
 
@@ -75,7 +76,7 @@ def evaluate(
     model.eval()
     wins = eval_windows(model, stage, windows)
     sums = {w: {"mel": 0.0, "sdr": 0.0, "pitch": 0.0, "latent": 0.0} for w in wins}
-    with_frames = stage == 2 and hasattr(model, "frame_error")
+    with_frames = False  # set once the codec reports a frame error (Codec.relative_frame_error)
     clips = pitched = 0
     examples: list[dict[str, torch.Tensor]] = []
     autocast = (
@@ -106,9 +107,10 @@ def evaluate(
                         for j in range(b)
                         if has_pitch[j]
                     )
-                    if with_frames:
-                        frames = model.patchify(wav, w)  # type: ignore[attr-defined]
-                        sums[w]["latent"] += float(model.frame_error(frames, w).sum())  # type: ignore[attr-defined]
+                    err = model.relative_frame_error(wav, w) if stage == 2 else None
+                    if err is not None:
+                        sums[w]["latent"] += float(err.sum())
+                        with_frames = True
                 clips += b
                 for j in range(min(b, audio_clips - len(examples))):
                     ex = {"original": wav[j, 0].float().cpu()}
