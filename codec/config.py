@@ -243,6 +243,9 @@ class TrainingConfig:
     # to norms proportional to their lambdas (codec.train.Trainer._balanced_backward).
     balancer: bool = False
     balancer_decay: float = 0.99
+    # Parameter-name prefixes kept frozen on top of what the stage freezes, e.g. [encoder]:
+    # fine-tune an autoencoder's decoder while its latents (and codecs trained on them) stay.
+    freeze: list[str] = field(default_factory=list)
     warmup_steps: int = 0
     lr_decay: float = 1.0
     seed: int = 0
@@ -288,6 +291,7 @@ class TrainingConfig:
         _require(all(w > 0 for w in self.eval_windows), "eval_windows", "must be positive")
         _require(self.eval_batches is None or self.eval_batches > 0, "eval_batches", "must be > 0")
         _require(0 <= self.balancer_decay < 1, "balancer_decay", "must be in [0, 1)")
+        _require(all(p.strip() for p in self.freeze), "freeze", "entries must not be empty")
 
 
 @dataclass

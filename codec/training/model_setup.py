@@ -83,9 +83,33 @@ def trainable_parameters(model: Codec, cfg: TrainConfig) -> list[nn.Parameter]:
         params = model.trainable_parameters(cfg.training.stage)
     except ConfigError as e:
         raise ConfigError(f"training.stage: {e}") from e
+    params = _apply_freeze(model, params, cfg.training.freeze)
     if not params:
         raise ConfigError(f"training.stage: stage {cfg.training.stage} has nothing to train")
     return params
+
+
+def _apply_freeze(
+    model: Codec, params: list[nn.Parameter], prefixes: list[str]
+) -> list[nn.Parameter]:
+    """Freeze the parameters whose names start with one of `prefixes` (`training.freeze`);
+    a prefix that names no parameter is a config error (a typo would freeze nothing)."""
+    if not prefixes:
+        return params
+    names = dict(model.named_parameters())
+    for i, prefix in enumerate(prefixes):
+        hits = [n for n in names if n == prefix or n.startswith(prefix.rstrip(".") + ".")]
+        if not hits:
+            tops = sorted({n.split(".")[0] for n in names})
+            raise ConfigError(
+                f"training.freeze[{i}]: {prefix!r} names no parameter of {model.name} "
+                f"(top-level modules: {', '.join(tops)})"
+            )
+        for n in hits:
+            names[n].requires_grad_(False)
+    kept = [p for p in params if p.requires_grad]
+    log.info("training.freeze %s: %d of %d tensors train", prefixes, len(kept), len(params))
+    return kept
 
 
 def prepare_stage2(
