@@ -25,13 +25,14 @@ import torch
 from codec.audio import AudioError
 from codec.base import Codec
 from codec.checkpoint import CheckpointError, load_codec, read_config
+from codec.registry import BACKENDS, get_backend
 from codec.tokenizer.inputs import DATASETS, list_inputs
 from codec.tokenizer.runner import decode_shards, encode_dataset
 from codec.tokenizer.shards import ShardError, iter_codes, read_index, read_manifest
 from codec.tokenizer.stats import CodebookCounter, format_stats
 
 log = logging.getLogger("codec.tokenize")
-CODECS = ("almtokenizer", "encodec")
+CODECS = tuple(BACKENDS)  # codec/registry.py: a new backend is a new --codec choice
 
 
 class UsageError(ValueError):
@@ -87,31 +88,52 @@ def resolve_codec_name(args: argparse.Namespace) -> str:
     if args.checkpoint and args.encodec_weights:
         raise UsageError("give --checkpoint or --encodec-weights, not both")
     if args.encodec_weights:
-        if args.codec not in (None, "encodec"):
+        if args.codec is not None and family(args.codec) != "encodec":
             raise UsageError("--encodec-weights is for --codec encodec")
-        return "encodec"
+        return "encodec_official"
     if args.checkpoint:
         name = read_config(args.checkpoint)["codec"]
-        if args.codec is not None and args.codec != name:
+        if args.codec is not None and family(args.codec) != name:
             raise UsageError(f"--codec {args.codec} but {args.checkpoint} holds a {name} model")
         return name
-    if args.codec == "encodec":
-        return "encodec"  # load_encodec looks in the torch hub cache and checkpoints/
-    raise UsageError("--checkpoint is required (or --codec encodec with --encodec-weights)")
+    if args.codec is not None:
+        return str(args.codec)  # its backend's default weights (load_tokenizer_codec)
+    raise UsageError("--checkpoint is required (or --codec NAME to use its default weights)")
+
+
+def family(name: str) -> str:
+    """The codec a backend name loads ("encodec_official" -> "encodec"): what shards record."""
+    return name.split("_")[0]
 
 
 def load_tokenizer_codec(
     name: str, checkpoint: str | None, encodec_weights: str | None, bandwidth: float = 1.5
 ) -> Codec:
-    if name == "encodec":
-        from codec.encodec import load_encodec
-
-        return load_encodec(weights=encodec_weights, checkpoint=checkpoint, bandwidth=bandwidth)
-    if checkpoint is None:
-        raise UsageError(f"--checkpoint is required for {name}")
-    model = load_codec(checkpoint)
-    model.weights_source = f"checkpoint:{checkpoint}"
-    return model
+    """The codec to tokenize with: the official EnCodec file `encodec_weights`, else the
+    checkpoint folder, else the first default weights of the backends of `name`'s family
+    (codec/registry.py; for "encodec": the official file in the torch hub cache, then our
+    bundled checkpoint). A bandwidth-setting codec is set to `bandwidth` kbps."""
+    if encodec_weights is not None:
+        model = get_backend("encodec_official").load(Path(encodec_weights))
+    elif checkpoint is not None:
+        model = load_codec(checkpoint)
+        model.weights_source = f"checkpoint:{checkpoint}"
+    else:
+        backends = sorted(
+            (b for b in BACKENDS.values() if family(b.name) == family(name)),
+            key=lambda b: b.name == family(name),  # pretrained variants before ours
+        )
+        found = next(((b, p) for b in backends if (p := b.find_default()) is not None), None)
+        if found is None:
+            looked = [str(p) for b in backends for p in b.default_paths()]
+            raise UsageError(
+                f"no weights for --codec {name} (looked in {', '.join(looked) or 'nowhere'}); "
+                "pass --checkpoint or --encodec-weights"
+            )
+        model = found[0].load(found[1])
+    if model.setting().kind == "bandwidth":
+        model.apply_setting(bandwidth)
+    return model.eval()
 
 
 def resolve_window(codec: Codec, window: int | None) -> int | None:
@@ -213,7 +235,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 "--encodec-weights (the model that encoded them)"
             )
     name = args.codec or manifest["codec"]
-    if name != manifest["codec"]:
+    if family(name) != manifest["codec"]:
         raise UsageError(f"--codec {name} but the shards were written by {manifest['codec']}")
     bandwidth = manifest.get("bandwidth") or 1.5
     codec = load_tokenizer_codec(name, checkpoint, weights, bandwidth).to(_device(args.device))

@@ -280,3 +280,18 @@ def test_almtokenizer_window(tmp_path, folder, capsys) -> None:
         row, wav = next(iter_decoded(out, model))
         ((_, codes),) = iter_codes(out, [row])
         assert torch.equal(wav, model.decode_codes(codes[None], 3, row["num_samples"]))
+
+
+def test_backend_defaults_come_from_the_registry(monkeypatch, tmp_path) -> None:
+    """`--codec NAME` without paths loads that backend's default weights (codec/registry.py);
+    the EnCodec family prefers the official file over our bundled checkpoint, as before."""
+    from codec.registry import BACKENDS
+    from codec.tokenize import load_tokenizer_codec
+
+    alm = load_tokenizer_codec("almtokenizer", None, None)
+    assert alm.name == "almtokenizer" and "almtokenizer_demo" in alm.weights_source
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no official file in this hub cache
+    enc = load_tokenizer_codec("encodec", None, None, bandwidth=3.0)
+    assert isinstance(enc, EnCodecCodec) and enc.bandwidth == 3.0
+    assert "encodec_demo" in enc.weights_source
+    assert BACKENDS["encodec_official"].find_default() is None
