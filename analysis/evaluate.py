@@ -218,7 +218,7 @@ def evaluate_codecs(
     transfer_methods: Sequence[str] = ("mean",),
     transfer_alphas: Sequence[float] = (0.5, 1.0),
     transfer_items: Sequence[Any] | None = None,
-    quantize_transfer: Sequence[str] = ("almtokenizer",),
+    quantize_transfer: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Evaluate every codec on held-out clips and probe its latents; write the report files.
@@ -244,8 +244,8 @@ def evaluate_codecs(
         transfer_methods, transfer_alphas: ... with these methods and strengths ...
         transfer_items: ... toward targets built from these records (default: the `items`
             that are not held out) ...
-        quantize_transfer: ... re-quantizing the moved latents for these codec names (the
-            ALMTokenizer decoder was trained on quantized tokens only).
+        quantize_transfer: ... re-quantizing the moved latents for these codec names
+            (default: the codecs that declare `decodes_quantized_only`, ALMTokenizer).
         labels: one name per codec for rows, probes and the grid (default `codec.name`); two
             codecs of one backend (our EnCodec and the official one) need distinct labels.
 
@@ -288,7 +288,9 @@ def evaluate_codecs(
         for codec, name in zip(codecs, names):
             report.transfer_rows += transfer_grid(
                 codec, judge, sources, targets_from, transfer_methods, transfer_alphas,
-                probe_window, quantize=codec.name in quantize_transfer, cache_dir=cache_dir,
+                probe_window, quantize=codec.decodes_quantized_only
+                if quantize_transfer is None else codec.name in quantize_transfer,
+                cache_dir=cache_dir,
                 progress=progress, label=name,
             )  # fmt: skip
         report.transfers = summarise(report.transfer_rows)

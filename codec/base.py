@@ -156,6 +156,9 @@ class Codec(nn.Module, ABC):
 
     name: str = "codec"
     sample_rate: int = SAMPLE_RATE
+    # Its decoder was trained on quantized latents only: edited latents (timbre transfers)
+    # decode as the codec would only after `quantize` (ALMTokenizer's tokens).
+    decodes_quantized_only: bool = False
     checkpoint_hash: str
     weights_source: str
 

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in methods:
                 rows += transfer_grid(
                     c, judge, sources, notes, [method], alphas, args.window,
-                    quantize=c.name == "almtokenizer", progress=False,
+                    quantize=c.decodes_quantized_only, progress=False,
                     ceiling=method == methods[0],
                 )  # fmt: skip
                 log.info("grid %s %s done (%.0f s)", c.name, method, time.time() - t0)

@@ -53,6 +53,7 @@ class ALMTokenizer(Codec):
     """
 
     name = "almtokenizer"
+    decodes_quantized_only = True  # the mask-token decoder only ever saw quantized tokens
 
     def __init__(self, config: ALMConfig | None = None) -> None:
         super().__init__()
