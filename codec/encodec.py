@@ -32,10 +32,10 @@ from codec.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, f
 from codec.checkpoint import CheckpointError, load_codec, load_state_strict, register_codec
 from codec.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
 from codec.schema import ConfigError, build_dataclass
+from codec.seanet import build_seanet
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from encodec.modules import SEANetDecoder, SEANetEncoder
     from encodec.quantization import ResidualVectorQuantizer
 
 log = logging.getLogger(__name__)
@@ -170,20 +170,9 @@ class EnCodecCodec(Codec):
         config.validate()
         self.config = config
         c = config
-        common = dict(
-            channels=1,
-            dimension=c.dimension,
-            n_filters=c.n_filters,
-            n_residual_layers=c.n_residual_layers,
-            ratios=list(c.ratios),
-            norm=c.norm,
-            causal=c.causal,
-            lstm=c.lstm,
+        self.encoder, self.decoder = build_seanet(
+            c.dimension, c.n_filters, c.n_residual_layers, c.ratios, c.norm, c.causal, c.lstm
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.nn.utils.weight_norm is deprecated
-            self.encoder = SEANetEncoder(**common)
-            self.decoder = SEANetDecoder(**common)
         self.quantizer = ResidualVectorQuantizer(
             dimension=c.dimension,
             n_q=c.n_q,

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from torch import nn
 
 from codec.almtokenizer.config import BaseArgs
 from codec.base import SAMPLE_RATE, fit_length
+from codec.seanet import build_seanet
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +69,11 @@ class EncodecFrontend(nn.Module):
 
     def __init__(self, args: BaseArgs) -> None:
         super().__init__()
-        from encodec.modules import SEANetDecoder, SEANetEncoder
-
         self.hop_length, self.patch_dim = math.prod(args.encodec_ratios), args.patch_dim
-        common: dict[str, Any] = dict(
-            channels=1,
-            dimension=args.patch_dim,
-            n_filters=args.encodec_n_filters,
-            n_residual_layers=args.encodec_residual_layers,
-            ratios=list(args.encodec_ratios),
-            norm=args.encodec_norm,
-            causal=args.encodec_causal,
-            lstm=args.encodec_lstm,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.nn.utils.weight_norm is deprecated
-            self.encoder = SEANetEncoder(**common)
-            self.decoder = SEANetDecoder(**common)
+        self.encoder, self.decoder = build_seanet(
+            args.patch_dim, args.encodec_n_filters, args.encodec_residual_layers,
+            args.encodec_ratios, args.encodec_norm, args.encodec_causal, args.encodec_lstm,
+        )  # fmt: skip
         self.requires_grad_(False)
         self.train(False)
 
