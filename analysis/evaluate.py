@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from analysis.codec_ops import codec_device, uses_window
+from analysis.codec_ops import codec_device
 from analysis.dataset import heldout_items
 from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
@@ -97,18 +97,21 @@ class EvaluationReport:
 def settings_for(
     codec: Codec, windows: Sequence[int] = WINDOWS, bandwidths: Sequence[float] = ENCODEC_BANDWIDTHS
 ) -> list[Setting]:
-    """The settings a codec is evaluated at (see module docstring); bandwidths the codec
-    refuses are skipped with a warning."""
-    if uses_window(codec):
+    """The settings a codec is evaluated at, by the setting it declares (`Codec.setting`):
+    each of `windows`, or each of `bandwidths` it offers (others skipped with a warning), or
+    its one default."""
+    spec = codec.setting()
+    if spec.kind == "window":
         return [Setting(window=int(w)) for w in windows]
-    if callable(getattr(codec, "set_bandwidth", None)):
+    if spec.kind == "bandwidth":
         out = []
         for b in bandwidths:
             try:
-                with applied(codec, Setting(bandwidth=float(b))):
-                    out.append(Setting(bandwidth=float(b)))
+                spec.check(float(b))
             except ValueError as e:
                 log.warning("%s: skipping %g kbps: %s", codec.name, b, e)
+                continue
+            out.append(Setting(bandwidth=float(b)))
         if not out:
             raise ValueError(f"{codec.name} supports none of the bandwidths {list(bandwidths)}")
         return out
@@ -117,16 +120,13 @@ def settings_for(
 
 @contextlib.contextmanager
 def applied(codec: Codec, setting: Setting) -> Iterator[None]:
-    """Apply a bandwidth for the duration of the block, then restore the previous one."""
+    """Apply a bandwidth for the duration of the block (`Codec.use_setting`: under the
+    model's setting lock, restored after); a window or no setting needs nothing."""
     if setting.bandwidth is None:
         yield
         return
-    before = codec.bitrate(None) / 1000.0
-    codec.set_bandwidth(setting.bandwidth)  # type: ignore[attr-defined]
-    try:
+    with codec.use_setting(setting.bandwidth):
         yield
-    finally:
-        codec.set_bandwidth(before)  # type: ignore[attr-defined]
 
 
 def is_speech(item: Any) -> bool:
