@@ -79,7 +79,11 @@ class ModelConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """`discriminator:` one log-mel spectrogram discriminator per (n_fft, hop, win) entry."""
+    """`discriminator:` one spectrogram discriminator per (n_fft, hop, win) entry: of the log-mel
+    spectrogram (`kind: mel`) or of the complex STFT (`kind: stft`, EnCodec's MS-STFT
+    discriminator; `n_mels` unused)."""
+
+    kind: Literal["mel", "stft"] = "mel"
 
     hop_lengths: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
     n_fft: list[int] = field(default_factory=lambda: [128, 256, 512, 1024, 2048, 4096])

@@ -1,10 +1,16 @@
-"""Log-mel spectrogram discriminators for adversarial codec training.
+"""Spectrogram discriminators for adversarial codec training.
 
-One `MelSpectrogramDiscriminator` per (n_fft, hop, win) entry of the config: a waveform becomes a
-log-magnitude mel spectrogram `[B, 1, frames, n_mels]`, then a 2-D conv stack in the style of
-EnCodec's STFT discriminator (kernels (3, 9) over (time, mel), frequency stride 2, time
+One discriminator per (n_fft, hop, win) entry of the config; `discriminator.kind` picks what it
+looks at:
+- "mel" (`MelSpectrogramDiscriminator`): the log-magnitude mel spectrogram `[B, 1, frames,
+  n_mels]`. Cheap, but blind to phase, and its wide upper mel bands cannot tell harmonics from
+  a noise floor between them.
+- "stft" (`STFTDiscriminator`, EnCodec's MS-STFT discriminator): the complex STFT as two
+  channels (real, imaginary) `[B, 2, frames, n_fft // 2 + 1]`: every linear-frequency bin,
+  with phase.
+Either way a 2-D conv stack (kernels (3, 9) over (time, frequency), frequency stride 2, time
 dilations) produces a logit map and the feature maps used for feature matching.
-`MultiMelDiscriminator` is the ensemble.
+`MultiMelDiscriminator` is the ensemble of the configured kind.
 """
 
 from __future__ import annotations
@@ -32,6 +38,68 @@ class DiscriminatorOutput:
 
     logits: torch.Tensor
     features: list[torch.Tensor]
+
+
+def _conv_stack(
+    in_channels: int, filters: int, filters_scale: int, max_filters: int, dilations: list[int]
+) -> tuple[nn.ModuleList, nn.Module]:
+    """(hidden convs, output conv) of a spectrogram discriminator over `[B, C, T, F]`."""
+    convs = [weight_norm(nn.Conv2d(in_channels, filters, (3, 9), padding=(1, 4)))]
+    ch = filters
+    for i, d in enumerate(dilations):
+        out = min(filters * filters_scale ** (i + 1), max_filters)
+        convs.append(
+            weight_norm(nn.Conv2d(ch, out, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)))
+        )
+        ch = out
+    convs.append(weight_norm(nn.Conv2d(ch, ch, (3, 3), padding=(1, 1))))
+    return nn.ModuleList(convs), weight_norm(nn.Conv2d(ch, 1, (3, 3), padding=(1, 1)))
+
+
+class STFTDiscriminator(nn.Module):
+    """A 2-D conv discriminator over the complex STFT of one resolution (EnCodec's MS-STFT
+    discriminator): real and imaginary parts as two channels, so it sees phase and every
+    linear-frequency bin.
+
+    Args:
+        n_fft, hop_length, win_length: the STFT resolution.
+        filters, filters_scale, max_filters, dilations: as `MelSpectrogramDiscriminator`.
+    """
+
+    def __init__(
+        self,
+        n_fft: int,
+        hop_length: int,
+        win_length: int,
+        filters: int = 32,
+        filters_scale: int = 1,
+        max_filters: int = 256,
+        dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.convs, self.conv_post = _conv_stack(2, filters, filters_scale, max_filters,
+                                                 list(dilations))  # fmt: skip
+        self.act = nn.LeakyReLU(0.2)
+
+    def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
+        """`[B, 1, N]` waveform -> `[B, 2, frames, n_fft // 2 + 1]` (real, imaginary; float32)."""
+        with torch.autocast(wav.device.type, enabled=False):
+            spec = torch.stft(
+                wav.float().flatten(0, 1), self.n_fft, self.hop_length, self.win_length,
+                window=self.window, return_complex=True, normalized=True,
+            )  # fmt: skip
+        return torch.view_as_real(spec).permute(0, 3, 2, 1)  # [B, 2, frames, bins]
+
+    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
+        """Score a waveform batch `[B, 1, N]`."""
+        x = self.spectrogram(wav)
+        features = []
+        for conv in self.convs:
+            x = self.act(conv(x))
+            features.append(x)
+        return DiscriminatorOutput(logits=self.conv_post(x), features=features)
 
 
 class MelSpectrogramDiscriminator(nn.Module):
@@ -69,19 +137,8 @@ class MelSpectrogramDiscriminator(nn.Module):
                 n_mels=n_mels,
                 power=1.0,
             )
-        convs = [weight_norm(nn.Conv2d(1, filters, (3, 9), padding=(1, 4)))]
-        ch = filters
-        for i, d in enumerate(dilations):
-            out = min(filters * filters_scale ** (i + 1), max_filters)
-            convs.append(
-                weight_norm(
-                    nn.Conv2d(ch, out, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))
-                )
-            )
-            ch = out
-        convs.append(weight_norm(nn.Conv2d(ch, ch, (3, 3), padding=(1, 1))))
-        self.convs = nn.ModuleList(convs)
-        self.conv_post = weight_norm(nn.Conv2d(ch, 1, (3, 3), padding=(1, 1)))
+        self.convs, self.conv_post = _conv_stack(1, filters, filters_scale, max_filters,
+                                                 list(dilations))  # fmt: skip
         self.act = nn.LeakyReLU(0.2)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
@@ -101,10 +158,18 @@ class MelSpectrogramDiscriminator(nn.Module):
 
 
 class MultiMelDiscriminator(nn.Module):
-    """The ensemble: one `MelSpectrogramDiscriminator` per configured resolution."""
+    """The ensemble: one discriminator of `cfg.kind` per configured resolution."""
 
     def __init__(self, cfg: DiscriminatorConfig, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__()
+        if cfg.kind == "stft":
+            self.discriminators = nn.ModuleList(
+                STFTDiscriminator(
+                    nf, hop, win, cfg.filters, cfg.filters_scale, cfg.max_filters, cfg.dilations
+                )  # fmt: skip
+                for nf, hop, win in zip(cfg.n_fft, cfg.hop_lengths, cfg.win_lengths)
+            )
+            return
         self.discriminators = nn.ModuleList(
             MelSpectrogramDiscriminator(
                 n_fft=nf,
