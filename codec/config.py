@@ -106,7 +106,7 @@ class DiscriminatorConfig:
         n = len(self.n_fft)
         _require(n >= 1, "n_fft", "needs at least one entry")
         lists = ["hop_lengths", "win_lengths"] + (
-            ["n_mels"] if isinstance(self.n_mels, list) else []
+            ["n_mels"] if isinstance(self.n_mels, list) and self.kind == "mel" else []
         )
         for name in lists:
             got = len(getattr(self, name))

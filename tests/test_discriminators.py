@@ -61,3 +61,16 @@ def test_training_step_with_the_stft_discriminator(tmp_path) -> None:
                       "training.lambdas.adv=1.0", "training.lambdas.feat=1.0")  # fmt: skip
     result = train(cfg)
     assert (result.final_dir / "model.safetensors").is_file()
+
+
+def test_stft_kind_ignores_n_mels_length() -> None:
+    cfg = DiscriminatorConfig(kind="stft", n_fft=[512, 256, 128], hop_lengths=[128, 64, 32],
+                              win_lengths=[512, 256, 128], n_mels=[48, 64])  # fmt: skip
+    cfg.validate()
+    import pytest
+
+    from codec.config import ConfigError
+
+    with pytest.raises(ConfigError, match="n_mels: has 2 entries but n_fft has 3"):
+        DiscriminatorConfig(kind="mel", n_fft=cfg.n_fft, hop_lengths=cfg.hop_lengths,
+                            win_lengths=cfg.win_lengths, n_mels=[48, 64]).validate()  # fmt: skip
