@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=_alpha, default=1.0, help="strength in [0, 1.5] (default 1)")
     p.add_argument(
         "--quantize",
-        action="store_true",
-        help="re-quantize the shifted latents before decoding (codecs that support it)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="re-quantize the shifted latents before decoding (default: for codecs whose "
+        "decoder only saw quantized latents, i.e. ALMTokenizer)",
     )
     p.add_argument(
         "--method",

@@ -31,7 +31,9 @@ outputs at the query positions, `[n, D]` with n = T / w), not the patch frames.
 
 Both "before" (alpha = 0) and "after" go through the same decode path, so they differ only by
 the transfer. With `quantize=True` both are snapped to the codec's codebooks before decoding
-(needs the backend's optional `quantize`; see `analysis.codec_ops.requantize`).
+(needs the backend's optional `quantize`; see `analysis.codec_ops.requantize`); by default a
+codec whose decoder only ever saw quantized latents (`Codec.decodes_quantized_only`,
+ALMTokenizer) is re-quantized, others decode the moved continuous latents.
 """
 
 from __future__ import annotations
@@ -370,7 +372,7 @@ def timbre_transfer(
     items: Sequence[Any],
     alpha: float = 1.0,
     window: int | None = None,
-    quantize: bool = False,
+    quantize: bool | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     method: str = DEFAULT_METHOD,
 ) -> TimbreResult:
@@ -383,7 +385,8 @@ def timbre_transfer(
         items: dataset records the group is drawn from.
         alpha: strength in [0, 1.5].
         window: window size (ignored by codecs without one).
-        quantize: re-quantize the latents before decoding (ALMTokenizer).
+        quantize: re-quantize the latents before decoding; None: when the codec declares
+            `decodes_quantized_only` (ALMTokenizer).
         cache_dir: latent cache for the group's clips.
         method: one of METHODS (see the module docstring).
 
@@ -401,6 +404,7 @@ def timbre_transfer(
     shifted, ts = transfer_frames(codec, z.frames, wav, target, items, alpha, method, win,
                                   cache_dir)  # fmt: skip
     before, after = z.frames, shifted
+    quantize = codec.decodes_quantized_only if quantize is None else quantize
     if quantize:
         both = torch.from_numpy(np.stack([before, after])).transpose(1, 2)  # [2, D, T]
         q = requantize(codec, both, win).detach().float().cpu().transpose(1, 2).numpy()
@@ -411,8 +415,8 @@ def timbre_transfer(
         window=win,
         group=ts.group,
         alpha=float(alpha),
-        before=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(before)), win, n),
-        after=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(after)), win, n),
+        before=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(before)), win, n, False),
+        after=decode_frames(codec, torch.from_numpy(np.ascontiguousarray(after)), win, n, False),
         latents_before=before,
         latents_after=after,
         centroid=ts.mean,

@@ -80,6 +80,7 @@ def test_moving_toward_an_instrument_raises_its_probe_probability(
             window=4,
             cache_dir=tmp_path,
             method="mean",  # the centroid shift: this latent-space property holds by construction
+            quantize=False,  # of the continuous latents (snapping to codewords is another step)
         )
         p_before = probe_proba(probe, r.latents_before.mean(0))[target][0]
         p_after = probe_proba(probe, r.latents_after.mean(0))[target][0]
@@ -96,18 +97,21 @@ def test_alpha_zero_changes_nothing_and_bad_inputs_fail(items: list, tmp_path: P
     clip = load_audio(items[0].path)
     r = timbre_transfer(codec, clip, "cello", items, alpha=0.0, window=4, cache_dir=tmp_path)
     torch.testing.assert_close(r.before, r.after)
-    with torch.inference_mode():
-        expect = codec.decode(codec.encode(clip[None], 4).latents, 4, clip.shape[-1])[0]
+    with torch.inference_mode():  # ALMTokenizer decodes its tokens: "before" is reconstruct()
+        expect = codec.decode(codec.encode(clip[None], 4).quantized, 4, clip.shape[-1])[0]
     torch.testing.assert_close(r.before, expect, atol=1e-5, rtol=1e-4)
+    assert r.quantized
     with pytest.raises(ValueError, match="alpha"):
         timbre_transfer(codec, clip, "cello", items, alpha=2.0, window=4)
     with pytest.raises(ValueError, match="unknown instrument 'kazoo'"):
         timbre_transfer(codec, clip, "kazoo", items, alpha=1.0, window=4)
     # both real codecs expose Codec.quantize: re-quantized transfer decodes codewords
     rq = timbre_transfer(codec, clip, "cello", items, 1.0, 4, quantize=True, cache_dir=tmp_path)
-    r1 = timbre_transfer(codec, clip, "cello", items, 1.0, 4, cache_dir=tmp_path)
+    r1 = timbre_transfer(codec, clip, "cello", items, 1.0, 4, quantize=False, cache_dir=tmp_path)
     assert rq.after.shape == r1.after.shape and torch.isfinite(rq.after).all()
     assert not torch.allclose(rq.after, r1.after)
+    default = timbre_transfer(codec, clip, "cello", items, 1.0, 4, cache_dir=tmp_path)
+    torch.testing.assert_close(default.after, rq.after)  # ALMTokenizer: quantized by default
 
 
 class _QuantizingALM(ALMTokenizer):
