@@ -20,8 +20,19 @@ if [ -f data/heldout/database.sqlite ]; then
 fi
 # encode + decode of a 10 s clip, both codecs, and their ratio
 $PY -m bench.bench_codecs | tee bench/results/bench_codecs.txt
-# the audio judge's figures (recognised as source, the transfer grid; about 45 minutes)
-$PY scripts/measure_judge.py --out docs/judge
+# the audio judge's figures (recognised as source, the transfer grid with its ceiling; about 45
+# minutes with the defaults; JUDGE_ARGS="--clips 16" for a shorter grid), on the demo set and,
+# when built, on the independent held-out set
+# shellcheck disable=SC2086
+$PY scripts/measure_judge.py --out docs/judge ${JUDGE_ARGS:-}
+if [ -f data/heldout/database.sqlite ]; then
+  # shellcheck disable=SC2086
+  $PY scripts/measure_judge.py --heldout-root data/heldout --max-clips 150 \
+      --out docs/judge/independent ${JUDGE_ARGS:-}
+fi
+# does the autoencoder under both codecs keep the instrument (its continuous reconstructions)
+$PY -m bench.autoencoder_timbre checkpoints/encodec_demo \
+    --figure bench/results/autoencoder_spectrograms.png | tee bench/results/autoencoder_timbre.md
 # held-out evaluation: every window 2..10 for ALMTokenizer, 1.5/3/6 kbps for EnCodec, probes at w=6
 $PY -m analysis evaluate --out docs/eval --window 6 -v
 # the probe at w=3 (550 bit/s, the highest ALMTokenizer rate at or below half of 1.5 kbps)
