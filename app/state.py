@@ -445,9 +445,20 @@ def _mtime(path: Path) -> float:
 
 
 # --- model loading -----------------------------------------------------------------------------
+def shown_path(path: str | Path) -> str:
+    """`path` relative to the working directory when it lies inside it, so pages do not show
+    the machine's folders above the project; other paths as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def weights_source(entry: LoadedCodec) -> str:
-    """Where a codec's weights came from, for the page and the benchmark."""
-    return entry.source
+    """Where a codec's weights came from, for the page and the benchmark
+    ("checkpoint:checkpoints/almtokenizer_demo"; paths inside the working directory relative)."""
+    kind, sep, path = entry.source.partition(":")
+    return f"{kind}:{shown_path(path)}" if sep and Path(path).is_absolute() else entry.source
 
 
 def _untrained(name: str, notices: list[str], notice: str) -> tuple[str, Codec, str]:

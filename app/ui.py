@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from app.config import GRADIO_CACHE_SECONDS
-from app.state import Studio, weights_source
+from app.state import Studio, shown_path, weights_source
 from app.tabs import latent_map, reconstruct, timbre, traversal
 from app.tabs.latent_map import CLICK_JS
 
@@ -41,7 +41,7 @@ def summary_markdown(studio: Studio) -> str:
             f"{c.setting.label(value)}, {n_q} x {k} codebooks, {kbps:.3f} kbps."
         )
     parts.append(
-        f"**Dataset**: {studio.config.dataset_root} ({len(studio.items)} clips, "
+        f"**Dataset**: {shown_path(studio.config.dataset_root)} ({len(studio.items)} clips, "
         f"{len(studio.instruments)} instruments)."
     )
     return " ".join(parts)

@@ -627,3 +627,22 @@ def test_page_answers_while_the_warmup_runs(assets: AppAssets, monkeypatch) -> N
     finally:
         release.set()
         demo.close()
+
+
+def test_page_shows_paths_inside_the_project_relative(tmp_path, monkeypatch) -> None:
+    """The header names checkpoints and the dataset without the machine's folders above the
+    working directory; paths elsewhere stay as they are."""
+    from types import SimpleNamespace
+
+    from app.state import shown_path, weights_source
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "checkpoints" / "almtokenizer_demo"
+    inside.mkdir(parents=True)
+    assert shown_path(inside) == str(Path("checkpoints") / "almtokenizer_demo")
+    assert shown_path("/elsewhere/ckpt") == "/elsewhere/ckpt"
+    entry = SimpleNamespace(source=f"checkpoint:{inside}")
+    assert weights_source(entry) == "checkpoint:checkpoints/almtokenizer_demo"
+    assert weights_source(SimpleNamespace(source="random-init (untrained)")) == (
+        "random-init (untrained)"
+    )
