@@ -16,6 +16,7 @@ dilations) produces a logit map and the feature maps used for feature matching.
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -40,30 +41,62 @@ class DiscriminatorOutput:
     features: list[torch.Tensor]
 
 
-def _conv_stack(
-    in_channels: int, filters: int, filters_scale: int, max_filters: int, dilations: list[int]
-) -> tuple[nn.ModuleList, nn.Module]:
-    """(hidden convs, output conv) of a spectrogram discriminator over `[B, C, T, F]`."""
-    convs = [weight_norm(nn.Conv2d(in_channels, filters, (3, 9), padding=(1, 4)))]
-    ch = filters
-    for i, d in enumerate(dilations):
-        out = min(filters * filters_scale ** (i + 1), max_filters)
-        convs.append(
-            weight_norm(nn.Conv2d(ch, out, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)))
-        )
-        ch = out
-    convs.append(weight_norm(nn.Conv2d(ch, ch, (3, 3), padding=(1, 1))))
-    return nn.ModuleList(convs), weight_norm(nn.Conv2d(ch, 1, (3, 3), padding=(1, 1)))
+class SpectrogramDiscriminator(nn.Module, ABC):
+    """A 2-D conv stack over a spectrogram `[B, C, frames, bins]` of one resolution: kernels
+    (3, 9) over (time, frequency), one frequency-strided conv per dilation (dilated along time),
+    a (3, 3) conv and a (3, 3) output conv. Subclasses define `spectrogram`.
+
+    Args:
+        in_channels: C of the spectrogram.
+        filters: channels of the first conv; later layers use `filters * filters_scale**i`,
+            capped at `max_filters`.
+        dilations: one strided conv per entry, dilated along time by that factor.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int = 32,
+        filters_scale: int = 1,
+        max_filters: int = 256,
+        dilations: tuple[int, ...] | list[int] = (1, 2, 4),
+    ) -> None:
+        super().__init__()
+        convs = [weight_norm(nn.Conv2d(in_channels, filters, (3, 9), padding=(1, 4)))]
+        ch = filters
+        for i, d in enumerate(dilations):
+            out = min(filters * filters_scale ** (i + 1), max_filters)
+            convs.append(weight_norm(
+                nn.Conv2d(ch, out, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))
+            ))  # fmt: skip
+            ch = out
+        convs.append(weight_norm(nn.Conv2d(ch, ch, (3, 3), padding=(1, 1))))
+        self.convs = nn.ModuleList(convs)
+        self.conv_post = weight_norm(nn.Conv2d(ch, 1, (3, 3), padding=(1, 1)))
+        self.act = nn.LeakyReLU(0.2)
+
+    @abstractmethod
+    def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
+        """`[B, 1, N]` waveform -> `[B, C, frames, bins]`."""
+
+    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
+        """Score a waveform batch `[B, 1, N]`."""
+        x = self.spectrogram(wav)
+        features = []
+        for conv in self.convs:
+            x = self.act(conv(x))
+            features.append(x)
+        return DiscriminatorOutput(logits=self.conv_post(x), features=features)
 
 
-class STFTDiscriminator(nn.Module):
+class STFTDiscriminator(SpectrogramDiscriminator):
     """A 2-D conv discriminator over the complex STFT of one resolution (EnCodec's MS-STFT
     discriminator): real and imaginary parts as two channels, so it sees phase and every
     linear-frequency bin.
 
     Args:
         n_fft, hop_length, win_length: the STFT resolution.
-        filters, filters_scale, max_filters, dilations: as `MelSpectrogramDiscriminator`.
+        filters, filters_scale, max_filters, dilations: as `SpectrogramDiscriminator`.
     """
 
     def __init__(
@@ -76,12 +109,9 @@ class STFTDiscriminator(nn.Module):
         max_filters: int = 256,
         dilations: tuple[int, ...] | list[int] = (1, 2, 4),
     ) -> None:
-        super().__init__()
+        super().__init__(2, filters, filters_scale, max_filters, dilations)
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
-        self.convs, self.conv_post = _conv_stack(2, filters, filters_scale, max_filters,
-                                                 list(dilations))  # fmt: skip
-        self.act = nn.LeakyReLU(0.2)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """`[B, 1, N]` waveform -> `[B, 2, frames, n_fft // 2 + 1]` (real, imaginary; float32)."""
@@ -92,17 +122,8 @@ class STFTDiscriminator(nn.Module):
             )  # fmt: skip
         return torch.view_as_real(spec).permute(0, 3, 2, 1)  # [B, 2, frames, bins]
 
-    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
-        """Score a waveform batch `[B, 1, N]`."""
-        x = self.spectrogram(wav)
-        features = []
-        for conv in self.convs:
-            x = self.act(conv(x))
-            features.append(x)
-        return DiscriminatorOutput(logits=self.conv_post(x), features=features)
 
-
-class MelSpectrogramDiscriminator(nn.Module):
+class MelSpectrogramDiscriminator(SpectrogramDiscriminator):
     """A 2-D conv discriminator over the log-mel spectrogram of one resolution.
 
     Args:
@@ -125,7 +146,7 @@ class MelSpectrogramDiscriminator(nn.Module):
         dilations: tuple[int, ...] | list[int] = (1, 2, 4),
         sample_rate: int = SAMPLE_RATE,
     ) -> None:
-        super().__init__()
+        super().__init__(1, filters, filters_scale, max_filters, dilations)
         with warnings.catch_warnings():
             # small n_fft with many mel bins leaves some filters empty; that is harmless here
             warnings.simplefilter("ignore", UserWarning)
@@ -137,24 +158,12 @@ class MelSpectrogramDiscriminator(nn.Module):
                 n_mels=n_mels,
                 power=1.0,
             )
-        self.convs, self.conv_post = _conv_stack(1, filters, filters_scale, max_filters,
-                                                 list(dilations))  # fmt: skip
-        self.act = nn.LeakyReLU(0.2)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """`[B, 1, N]` waveform -> log-mel `[B, 1, frames, n_mels]` (computed in float32)."""
         with torch.autocast(wav.device.type, enabled=False):
             mel = self.mel(wav.float())  # [B, 1, n_mels, frames]
         return torch.log(mel.clamp_min(1e-5)).transpose(-1, -2)
-
-    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
-        """Score a waveform batch `[B, 1, N]`."""
-        x = self.spectrogram(wav)
-        features = []
-        for conv in self.convs:
-            x = self.act(conv(x))
-            features.append(x)
-        return DiscriminatorOutput(logits=self.conv_post(x), features=features)
 
 
 class MultiMelDiscriminator(nn.Module):
