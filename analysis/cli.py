@@ -371,12 +371,13 @@ def _cache(args: argparse.Namespace) -> Path | None:
 def _lineup(args: argparse.Namespace) -> list[Any]:
     """The loaded codecs (`analysis.models.LoadedCodec`), in line-up order."""
     from analysis.models import default_specs, load_codec_list
+    from codec.registry import family
 
     specs = default_specs(args.alm_checkpoint, args.encodec_checkpoint, args.encodec_weights)
     names = args.codecs
     if names != ("all",):
         # "encodec" names the EnCodec family: ours and, when present, the official one
-        specs = [s for s in specs if s.backend in names or s.backend.split("_")[0] in names]
+        specs = [s for s in specs if s.backend in names or family(s.backend) in names]
     specs += args.extra_codecs
     if not specs:
         raise ValueError("no codecs selected (--codecs none and no --codec)")

@@ -117,6 +117,12 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
+def family(name: str) -> str:
+    """The codec a backend name loads ("encodec_official" -> "encodec"): the `name` its
+    models report and shards record, and what `--codecs encodec` selects."""
+    return name.split("_")[0]
+
+
 def get_backend(name: str) -> Backend:
     """The backend called `name`; ValueError listing the known names."""
     try:

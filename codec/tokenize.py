@@ -25,7 +25,7 @@ import torch
 from codec.audio import AudioError
 from codec.base import Codec
 from codec.checkpoint import CheckpointError, load_codec, read_config
-from codec.registry import BACKENDS, get_backend
+from codec.registry import BACKENDS, family, get_backend
 from codec.tokenizer.inputs import DATASETS, list_inputs
 from codec.tokenizer.runner import decode_shards, encode_dataset
 from codec.tokenizer.shards import ShardError, iter_codes, read_index, read_manifest
@@ -99,11 +99,6 @@ def resolve_codec_name(args: argparse.Namespace) -> str:
     if args.codec is not None:
         return str(args.codec)  # its backend's default weights (load_tokenizer_codec)
     raise UsageError("--checkpoint is required (or --codec NAME to use its default weights)")
-
-
-def family(name: str) -> str:
-    """The codec a backend name loads ("encodec_official" -> "encodec"): what shards record."""
-    return name.split("_")[0]
 
 
 def load_tokenizer_codec(
