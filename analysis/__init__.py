@@ -1,4 +1,4 @@
-"""Inference-only analysis of codecs through the `codec.base.Codec` interface.
+"""Inference-only analysis of codecs through the `codec.models.base.Codec` interface.
 
 Modules (one concept each): `latents` (cached continuous latents), `projection` (UMAP, PCA,
 t-SNE, LDA), `plots` / `maps` (plotly latent maps), `groups` (attribute groups and centroids),

@@ -3,7 +3,7 @@
 Every command loads a line-up of codecs: ALMTokenizer (--alm-checkpoint), our EnCodec
 (--encodec-checkpoint) and the official EnCodec when its weights file is given (--encodec-weights)
 or in the torch hub cache; --codecs picks from these, --codec NAME=PATH adds any registered backend
-(`codec.registry`). It reads the Good-sounds-layout dataset at --dataset-root and writes its
+(`codec.models.registry`). It reads the Good-sounds-layout dataset at --dataset-root and writes its
 outputs under --out, one file or folder per codec (named by the codec's key). Bad arguments or
 unusable inputs give one clear line on stderr and a non-zero exit status (2 for usage errors, 1
 for inputs that fail).
@@ -84,7 +84,7 @@ def _alpha(text: str) -> float:
 
 
 def _codec_names(text: str) -> tuple[str, ...]:
-    from codec.registry import BACKENDS
+    from codec.models.registry import BACKENDS
 
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if names in (("all",), ("both",)):
@@ -371,7 +371,7 @@ def _cache(args: argparse.Namespace) -> Path | None:
 def _lineup(args: argparse.Namespace) -> list[Any]:
     """The loaded codecs (`analysis.models.LoadedCodec`), in line-up order."""
     from analysis.models import default_specs, load_codec_list
-    from codec.registry import family
+    from codec.models.registry import family
 
     specs = default_specs(args.alm_checkpoint, args.encodec_checkpoint, args.encodec_weights)
     names = args.codecs

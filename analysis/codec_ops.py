@@ -1,4 +1,4 @@
-"""Small helpers that talk to a `codec.base.Codec` through its public interface only.
+"""Small helpers that talk to a `codec.models.base.Codec` through its public interface only.
 
 Everything in `analysis/` reaches models through these functions (or the Codec methods
 themselves), never through a backend's internals.
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from codec.base import Codec
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

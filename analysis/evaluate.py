@@ -34,8 +34,8 @@ from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_lat
 from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
 from analysis.probe import ProbeScores, probe_latents
 from codec.audio import load_audio
-from codec.base import Codec
 from codec.metrics import estimate_f0, pitch_matches
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from codec.audio import save_audio
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

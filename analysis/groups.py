@@ -26,8 +26,8 @@ import numpy as np
 
 from analysis.codec_ops import codec_identity, effective_window
 from analysis.latents import DEFAULT_CACHE_DIR, extract_latents
-from codec.base import Codec
 from codec.data.goodsounds import NOTE_NAMES, midi_to_note
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

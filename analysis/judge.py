@@ -46,8 +46,8 @@ import torch
 from analysis.judge_augment import clip_rng, degrade
 from analysis.judge_features import FEATURE_NAMES, FEATURE_VERSION, audio_features
 from codec.audio import load_audio
-from codec.base import SAMPLE_RATE
 from codec.metrics import estimate_f0
+from codec.models.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

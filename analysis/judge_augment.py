@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 NOISE_SNR_DB = (15.0, 35.0)
 LOWPASS_HZ = (3000.0, 10000.0)

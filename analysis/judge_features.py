@@ -27,8 +27,8 @@ import torch
 import torchaudio.functional as AF
 from scipy.fft import dct
 
-from codec.base import SAMPLE_RATE
 from codec.metrics import estimate_f0
+from codec.models.base import SAMPLE_RATE
 
 FEATURE_VERSION = 2
 N_FFT = 2048

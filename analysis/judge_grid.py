@@ -39,8 +39,8 @@ from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform
 from analysis.timbre import METHODS, transfer_frames
 from codec.audio import load_audio
-from codec.base import Codec
 from codec.metrics import estimate_f0
+from codec.models.base import Codec
 
 ALPHAS = (0.5, 1.0)
 GATE_ALPHA = 1.0

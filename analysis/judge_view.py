@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from analysis.judge import DEFAULT_JUDGE_CACHE, Judge, Verdict, load_or_fit_judge
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from analysis.codec_ops import as_batch, codec_device, codec_identity, effective_window
 from codec.audio import load_audio
-from codec.base import Codec
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from analysis.latents import DEFAULT_CACHE_DIR, LatentSet, encode_waveform, extr
 from analysis.plots import ExtraPoint, MapPanel, latent_map_figure, point_meta
 from analysis.probe import ProbeScores
 from analysis.projection import PROJECTION_CACHE, Projection, ProjectionCache, fit_projection
-from codec.base import Codec
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torchaudio.functional as AF
 
-from codec.base import SAMPLE_RATE, Codec
 from codec.metrics import mel_distance, si_sdr
+from codec.models.base import SAMPLE_RATE, Codec
 
 log = logging.getLogger(__name__)
 

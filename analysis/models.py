@@ -1,6 +1,6 @@
 """The codecs an analysis compares: a list of loaded codecs, each with a label and its setting.
 
-The CLI and the app build the list from `codec.registry` backends:
+The CLI and the app build the list from `codec.models.registry` backends:
 
     codecs = load_codec_list([CodecSpec("almtokenizer", path_a), CodecSpec("encodec", path_b)])
     for c in codecs:
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.base import Codec, CodecSetting
 from codec.checkpoint import CheckpointError
-from codec.registry import BACKENDS, Backend, get_backend
+from codec.models.base import Codec, CodecSetting
+from codec.models.registry import BACKENDS, Backend, get_backend
 
 log = logging.getLogger(__name__)
 

@@ -59,8 +59,8 @@ from analysis.codec_ops import (
 from analysis.groups import AttributeGroup, parse_group, select_group
 from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform, extract_latents
 from codec.audio import load_audio
-from codec.base import Codec
 from codec.metrics import estimate_f0
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

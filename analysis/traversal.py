@@ -42,7 +42,7 @@ from analysis.groups import AttributeGroup, group_centroid, parse_group
 from analysis.interpolate import interpolate, path_frames, resample_time
 from analysis.latents import DEFAULT_CACHE_DIR
 from codec.audio import load_audio
-from codec.base import Codec
+from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=PATH[@LABEL]",
-        help="add a codec of a registered backend (repeatable; codec/registry.py), e.g. "
+        help="add a codec of a registered backend (repeatable; codec/models/registry.py), e.g. "
         "'encodec=checkpoints/encodec_small@EnCodec small'",
     )
     p.add_argument(
@@ -181,7 +181,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     for text in args.codec:
         name, _, rest = text.partition("=")
         path = rest.partition("@")[0]
-        from codec.registry import BACKENDS  # only imported (torch) when --codec is used
+        from codec.models.registry import BACKENDS  # only imported (torch) when --codec is used
 
         if name not in BACKENDS:
             parser.error(f"--codec {text}: unknown backend {name!r}; known: {', '.join(BACKENDS)}")

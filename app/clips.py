@@ -17,7 +17,7 @@ import torch
 
 from app.errors import UserInputError
 from codec.audio import load_audio, save_audio
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

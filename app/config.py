@@ -39,7 +39,7 @@ class AppConfig:
         window: the ALMTokenizer window every tab starts at (the map is fitted at it).
         map_limit: at most this many dataset clips in maps and probes (None: all).
         warmup: extract latents and fit the default map in the background once serving.
-        codecs: more codecs to show, as `NAME=PATH[@LABEL]` of `codec.registry` backends.
+        codecs: more codecs to show, as `NAME=PATH[@LABEL]` of `codec.models.registry` backends.
         explicit: names of the path options the user gave (a missing explicit path is an
             error; a missing default one falls back with a banner).
     """

@@ -10,8 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from codec.base import SAMPLE_RATE
 from codec.metrics import log_mel
+from codec.models.base import SAMPLE_RATE
 from codec.tokenizer.stats import CodebookStats, TokenTimeline
 
 SPEC_HOP = 256

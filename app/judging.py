@@ -33,7 +33,7 @@ from analysis.judge_view import (
     transfer_caption,
 )
 from app.clips import audio_path, load_clip
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 _LOADERS: dict[int, JudgeLoader] = {}
 _LOCK = threading.Lock()

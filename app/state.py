@@ -48,10 +48,10 @@ from app.config import (  # noqa: F401 - re-exported for the tabs
     WINDOW_MIN,
     AppConfig,
 )
-from codec.base import Codec
 from codec.checkpoint import CheckpointError
 from codec.data.goodsounds import GOODSOUNDS_INSTRUMENTS, GoodSoundsItem
-from codec.registry import RANDOM_INIT, get_backend, untrained
+from codec.models.base import Codec
+from codec.models.registry import RANDOM_INIT, get_backend, untrained
 
 if TYPE_CHECKING:  # maps and probes import scikit-learn: loaded on first use, not at start-up
     from analysis.maps import LatentMap
@@ -492,7 +492,7 @@ def load_lineup(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
     else:
         found.append(_untrained("almtokenizer", notices,
             f"ALMTokenizer checkpoint {path} not found: using an UNTRAINED random-init model "
-            "(demo preset), so its audio is noise. Train one (python -m codec.train) or pass "
+            "(demo preset), so its audio is noise. Train one (python -m codec.training) or pass "
             "--alm-checkpoint."))  # fmt: skip
     official = None
     weights = config.encodec_weights

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.judge import judge_label, judge_split, load_or_fit_judge  # noqa: E402
 from analysis.judge_features import FEATURE_NAMES, audio_features  # noqa: E402
 from codec.audio import load_audio  # noqa: E402
-from codec.base import Codec  # noqa: E402
-from codec.checkpoint import load_codec  # noqa: E402
 from codec.metrics import estimate_f0, pitch_matches, si_sdr  # noqa: E402
-from codec.swap_decoder import autoencoder_parts  # noqa: E402
+from codec.models.base import Codec  # noqa: E402
+from codec.models.registry import load_codec
+from codec.training.swap_decoder import autoencoder_parts  # noqa: E402
 
 FLATNESS = FEATURE_NAMES.index("flatness_mean")
 

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from codec.base import Codec
-from codec.checkpoint import load_codec
+from codec.models.base import Codec
+from codec.models.registry import load_codec
 
 
 def clip(seconds: float, sr: int = 24000) -> torch.Tensor:

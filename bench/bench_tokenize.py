@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from codec.base import Codec  # noqa: E402
-from codec.checkpoint import load_codec  # noqa: E402
+from codec.models.base import Codec  # noqa: E402
+from codec.models.registry import load_codec
 from codec.tokenizer import encode_dataset  # noqa: E402
 from codec.tokenizer.inputs import ClipInput, list_inputs  # noqa: E402
 
@@ -45,7 +45,7 @@ def _bundled(codec_name: str) -> Path | None:
 
 
 def almtokenizer() -> tuple[Codec, str]:
-    from codec.almtokenizer import ALMTokenizer, preset
+    from codec.models.almtokenizer import ALMTokenizer, preset
 
     path = _bundled("almtokenizer")
     if path is not None:
@@ -54,7 +54,7 @@ def almtokenizer() -> tuple[Codec, str]:
 
 
 def encodec() -> tuple[Codec, str]:
-    from codec.encodec import EnCodecCodec, EnCodecWeightsError, load_encodec
+    from codec.models.encodec import EnCodecCodec, EnCodecWeightsError, load_encodec
 
     try:
         model = load_encodec(bandwidth=1.5)

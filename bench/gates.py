@@ -34,9 +34,9 @@ from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import is_speech
 from analysis.metrics import quality_metrics
 from codec.audio import load_audio
-from codec.base import Codec
-from codec.checkpoint import load_codec
 from codec.metrics import estimate_f0, pitch_matches
+from codec.models.base import Codec
+from codec.models.registry import load_codec
 
 log = logging.getLogger("bench.gates")
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]

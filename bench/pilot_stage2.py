@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 
 from codec.audio import load_audio
-from codec.base import SAMPLE_RATE
-from codec.checkpoint import load_codec
 from codec.data import list_items
 from codec.metrics import estimate_f0, mel_distance, pitch_matches, si_sdr
+from codec.models.base import SAMPLE_RATE
+from codec.models.registry import load_codec
 
 log = logging.getLogger("bench.pilot_stage2")
 
@@ -135,7 +135,7 @@ def gaussian_distortion(eigenvalues: torch.Tensor, bits: float) -> float:
 
 @torch.no_grad()
 def diagnose(source: str, seconds: float) -> None:
-    from codec.encodec import EnCodecCodec
+    from codec.models.encodec import EnCodecCodec
 
     ae = load_codec(source).eval()
     if not isinstance(ae, EnCodecCodec):

@@ -6,7 +6,7 @@ latents, without the decoder, to compare optimisation choices in CPU-minutes.
     python -m bench.probe_latent --name rvq --quantize --steps 300
     python -m bench.probe_latent --name rvq-warmup --quantize --quantizer-warmup 100 --steps 300
 
-Reads the latent cache that `python -m codec.train --config configs/demo.yaml` builds (the
+Reads the latent cache that `python -m codec.training --config configs/demo.yaml` builds (the
 first complete folder under --cache, or --cache-folder). Every 50 steps it prints the training
 loss and the relative frame error ||z_hat - z||^2 / ||z||^2 of 64 held-back cached crops at
 w = 3, 6, 10 (through the RVQ with --quantize), and the first codebook's perplexity in the batch.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from codec.almtokenizer import ALMConfig, ALMTokenizer, preset
+from codec.models.almtokenizer import ALMConfig, ALMTokenizer, preset
 from codec.training import latent_cache as LC
 
 HELD = 64  # cached crops held back for the error figures

@@ -1,5 +1,12 @@
-"""ALMTokenizer and EnCodec codecs behind one interface (`codec.base.Codec`), and their training."""
+"""ALMTokenizer and EnCodec behind one interface (`codec.models.base.Codec`), and their training.
 
-from codec.base import SAMPLE_RATE, Codec, Encoded
+models/    the interface, SEANet, EnCodec, ALMTokenizer, the registry of backends
+training/  the loop (`python -m codec.training`), its config, losses, discriminators
+data/      dataset readers (FSD50K, Good-sounds, folders, the corpus) and crops
+tokenizer/ dataset tokenization (`python -m codec.tokenizer`)
+audio.py, checkpoint.py, schema.py, metrics.py: shared, import nothing above them
+"""
+
+from codec.models.base import SAMPLE_RATE, Codec, Encoded
 
 __all__ = ["SAMPLE_RATE", "Codec", "Encoded"]

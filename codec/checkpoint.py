@@ -4,8 +4,11 @@ A checkpoint folder holds:
     config.json        {"format_version": 1, "codec": "<name>", "model": {...}, "meta": {...}}
     model.safetensors  the state dict (tensors only; nothing is ever unpickled)
 
-Codecs register their class under their `name` with `register_codec`; `load_codec` dispatches
-on the `codec` field. Every failure raises `CheckpointError` naming the file and the problem.
+`load_checkpoint(cls, path)` builds `cls` from the config and loads the weights strictly; which
+class reads a folder (its `codec` field) is the registry's answer (`codec.models.registry.
+load_codec`). This module sits below the models: it knows a codec only as an `nn.Module` with
+`name`, `config_dict()` and `from_config()`. Every failure raises `CheckpointError` naming the
+file and the problem.
 
 `save_codec` swaps a new folder in with two renames (`NAME` -> `.NAME.old-<pid>`, then the new
 folder -> `NAME`); `recover_checkpoint` undoes a swap that a killed process left half done.
@@ -23,16 +26,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from codec.alloc_budget import AllocationBudget, AllocationBudgetError
-
-if TYPE_CHECKING:
-    from codec.base import Codec
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +43,10 @@ CONFIG_NAME = "config.json"
 # (temporaries, non-persistent buffers); more means config.json asks for another model.
 BUILD_BUDGET_FACTOR = 2
 BUILD_BUDGET_MARGIN = 1 << 24
-_REGISTRY: dict[str, type[Codec]] = {}
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, truncated, of another version or mismatched."""
-
-
-def register_codec(cls: type[Codec]) -> type[Codec]:
-    """Class decorator: make `cls` loadable by `load_codec` under `cls.name`."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _ensure_registered() -> None:
-    # Importing the backends registers them; done lazily to keep import order free.
-    import codec.almtokenizer  # noqa: F401
-    import codec.encodec  # noqa: F401
-
-
-def codec_class(name: str) -> type[Codec]:
-    """The registered `Codec` subclass called `name` (config.json's `codec`, the training
-    config's `model.type`); ValueError listing the known names."""
-    _ensure_registered()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown codec {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def pid_alive(pid: int) -> bool:
@@ -215,7 +192,7 @@ def _weights_numel(folder: Path) -> int:
     return sum(math.prod(s) for s in shapes)
 
 
-def _build(cls: type[Codec], model_cfg: Any, folder: Path) -> Codec:
+def _build(cls: type[Any], model_cfg: Any, folder: Path) -> Any:
     """Build the model `config.json` describes, allocating at most about what its weights
     file holds (`BUILD_BUDGET_FACTOR` times plus `BUILD_BUDGET_MARGIN` values): a config
     edited to ask for a huge model is refused before anything large is allocated."""
@@ -234,26 +211,32 @@ def _build(cls: type[Codec], model_cfg: Any, folder: Path) -> Codec:
         raise CheckpointError(f"{where}: invalid model config: {e}") from e
 
 
-def load_codec(path: str | Path) -> Codec:
-    """Build the codec described by `path/config.json` and load its weights strictly."""
-    _ensure_registered()
+def load_checkpoint(cls: type[Any], path: str | Path) -> Any:
+    """Build a `cls` (a `Codec` subclass) from `path/config.json` and load its weights strictly.
+
+    Raises:
+        CheckpointError: a missing, truncated or mismatched folder, or one that holds
+            another codec than `cls.name`.
+    """
     cfg = read_config(path)
-    name = cfg["codec"]
-    if not isinstance(name, str) or name not in _REGISTRY:
+    if cfg["codec"] != cls.name:
         raise CheckpointError(
-            f"{Path(path) / CONFIG_NAME}: unknown codec {name!r} (known: {sorted(_REGISTRY)})"
+            f"{Path(path) / CONFIG_NAME}: holds a {cfg['codec']!r} checkpoint, not {cls.name!r}"
         )
-    model = _build(_REGISTRY[name], cfg["model"], Path(path))
+    model = _build(cls, cfg["model"], Path(path))
     load_state_strict(model, read_weights(path), str(Path(path) / WEIGHTS_NAME))
     model.eval()
     model.checkpoint_hash = checkpoint_hash(path)
-    model.checkpoint_meta = cfg.get("meta", {})  # type: ignore[attr-defined]
-    log.info("loaded %s from %s (hash %s)", name, path, model.checkpoint_hash)
+    model.checkpoint_meta = cfg.get("meta", {})
+    log.info("loaded %s from %s (hash %s)", cls.name, path, model.checkpoint_hash)
     return model
 
 
-def save_codec(model: Codec, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint folder atomically: build it beside `path`, then swap it in.
+def save_codec(
+    model: torch.nn.Module, path: str | Path, meta: dict[str, Any] | None = None
+) -> Path:
+    """Write a checkpoint folder of `model` (a `Codec`) atomically: build it beside `path`,
+    then swap it in.
 
     A crash at any moment leaves either the old folder or the new one, never a mix; killed
     between the two renames, the old one is left as `.NAME.old-<pid>`, which the next save or

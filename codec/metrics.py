@@ -10,7 +10,7 @@ import math
 import torch
 import torchaudio
 
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 
 _MEL_CACHE: dict[tuple[int, int, int, str], torchaudio.transforms.MelSpectrogram] = {}
 

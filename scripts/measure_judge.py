@@ -18,7 +18,7 @@ clips of 3 and the sources of 4 come from that dataset instead (every single not
 clip), while the judge and the transfer targets still come from --dataset-root's training split;
 the judge's accuracy on that set's clean clips is reported too.
 
-Checkpoints are any folders `codec.checkpoint.load_codec` reads; pass --alm none or
+Checkpoints are any folders `codec.models.registry.load_codec` reads; pass --alm none or
 --encodec none to leave one out. On a 2-core CPU the default grid (24 clips, 6 methods, 2
 alphas, 2 codecs) takes about 30-40 min; --methods and --clips make it shorter.
 """
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)
-    from codec.checkpoint import load_codec
+    from codec.models.registry import load_codec
 
     t0 = time.time()
     judge = load_or_fit_judge(args.dataset_root, args.judge_cache, args.seed)

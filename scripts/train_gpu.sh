@@ -17,13 +17,13 @@ if [ -n "${CORPUS:-}" ]; then
   MIX=("dataloader.dataset=corpus" "dataloader.dataset_path=$CORPUS" "dataloader.weight=0.7"
        "dataloader.mix=[{dataset: demo, weight: 0.3}]")
 fi
-$PY -m codec.train --config configs/autoencoder.yaml training.device=cuda training.threads=null \
+$PY -m codec.training --config configs/autoencoder.yaml training.device=cuda training.threads=null \
   dataloader.batch_size=32 training.max_minutes="$AE_MIN" training.eval_batches=8 \
   training.checkpoint_dir=work_dirs/gpu/autoencoder training.writer_dir=runs/gpu/autoencoder \
   "${MIX[@]}"
-$PY -m codec.fit_rvq --config configs/autoencoder.yaml --autoencoder work_dirs/gpu/autoencoder/best \
+$PY -m codec.training.fit_rvq --config configs/autoencoder.yaml --autoencoder work_dirs/gpu/autoencoder/best \
   --out work_dirs/gpu/encodec --crops 4000 --steps 3000 "${MIX[@]}"
-$PY -m codec.train --config configs/demo.yaml training.device=cuda training.threads=null \
+$PY -m codec.training --config configs/demo.yaml training.device=cuda training.threads=null \
   model.base_args.frontend_checkpoint=work_dirs/gpu/encodec dataloader.batch_size=32 \
   training.max_minutes="$ALM_MIN" training.checkpoint_dir=work_dirs/gpu/almtokenizer \
   training.writer_dir=runs/gpu/almtokenizer training.latent_cache=work_dirs/gpu/latent_cache

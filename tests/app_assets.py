@@ -55,7 +55,7 @@ class AppAssets:
 
 def small_alm_config() -> dict:
     """The demo preset, narrowed so a CPU test encodes in milliseconds."""
-    from codec.almtokenizer import preset
+    from codec.models.almtokenizer import preset
 
     cfg = preset("demo").to_dict()
     cfg["base_args"].update(
@@ -69,8 +69,8 @@ def small_alm_config() -> dict:
 
 
 def save_small_checkpoints(root: Path) -> tuple[Path, Path]:
-    from codec.almtokenizer import ALMTokenizer
-    from codec.encodec import EnCodecCodec
+    from codec.models.almtokenizer import ALMTokenizer
+    from codec.models.encodec import EnCodecCodec
 
     torch.manual_seed(0)
     alm = ALMTokenizer.from_config(small_alm_config())

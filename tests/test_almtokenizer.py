@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
-from codec.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs, preset
-from codec.base import Encoded, TrainOutput
-from codec.checkpoint import CheckpointError, load_codec
+from codec.checkpoint import CheckpointError
+from codec.models.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs, preset
+from codec.models.base import Encoded, TrainOutput
+from codec.models.registry import load_codec
 
 HOP = 320  # the EnCodec architecture's hop: 75 frames per second
 

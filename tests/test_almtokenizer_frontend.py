@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 
-from codec.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs, preset
-from codec.almtokenizer.frontend_encodec import (
+from codec.checkpoint import CheckpointError
+from codec.models.almtokenizer import ALMConfig, ALMTokenizer, BaseArgs, MAEArgs, preset
+from codec.models.almtokenizer.frontend_encodec import (
     load_frontend_checkpoint,
     resolve_frontend_args,
     source_architecture,
 )
-from codec.checkpoint import CheckpointError
-from codec.encodec import EnCodecCodec, EnCodecConfig
+from codec.models.encodec import EnCodecCodec, EnCodecConfig
 
 TINY_AE = {
     "dimension": 16, "n_filters": 2, "lstm": 1, "n_q": 2, "bins": 16,
@@ -115,9 +115,9 @@ def test_checkpoint_folder_loads_on_its_own(tmp_path, autoencoder) -> None:
 
 
 def test_official_layout_loads_through_the_hash_checked_reader(tmp_path, monkeypatch) -> None:
-    """A state dict in the official layout loads via `codec.encodec.load_official`; the expected
-    sha256 prefix is set to this file's."""
-    import codec.encodec as E
+    """A state dict in the official layout loads via `codec.models.encodec.load_official`; the
+    expected sha256 prefix is set to this file's."""
+    import codec.models.encodec as E
 
     state = E.EnCodecCodec(E.EnCodecConfig()).state_dict()
     path = tmp_path / "encodec_24khz-d7cc33bc.th"

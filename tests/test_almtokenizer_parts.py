@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from codec.almtokenizer import ALMConfig, BaseArgs, preset
-from codec.almtokenizer.depth_ar import DepthAR
-from codec.almtokenizer.interleave import (
+from codec.models.almtokenizer import ALMConfig, BaseArgs, preset
+from codec.models.almtokenizer.depth_ar import DepthAR
+from codec.models.almtokenizer.interleave import (
     frame_positions,
     group_means,
     interleave_masks,
@@ -21,9 +21,9 @@ from codec.almtokenizer.interleave import (
     retrieve_frames,
     retrieve_queries,
 )
-from codec.almtokenizer.mae import MAEDecoder, random_frame_mask
-from codec.almtokenizer.quantizer import ResidualVQ, kmeans
-from codec.almtokenizer.transformer import Transformer, group_causal_mask
+from codec.models.almtokenizer.mae import MAEDecoder, random_frame_mask
+from codec.models.almtokenizer.quantizer import ResidualVQ, kmeans
+from codec.models.almtokenizer.transformer import Transformer, group_causal_mask
 
 
 @pytest.fixture(autouse=True)

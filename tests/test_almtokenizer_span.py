@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codec.almtokenizer import ALMConfig, ALMTokenizer
-from codec.almtokenizer.config import BaseArgs, MAEArgs
+from codec.models.almtokenizer import ALMConfig, ALMTokenizer
+from codec.models.almtokenizer.config import BaseArgs, MAEArgs
 
 
 def _model(span: int | None) -> ALMTokenizer:

@@ -13,7 +13,7 @@ from analysis.codec_ops import codec_identity, effective_window, state_dict_hash
 from analysis.dataset import load_items
 from analysis.latents import LatentCache, encode_waveform, extract_latents
 from codec.audio import load_audio
-from codec.checkpoint import load_codec
+from codec.models.registry import load_codec
 from tests.tiny_models import timbre_dataset, tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)

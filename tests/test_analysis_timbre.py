@@ -21,10 +21,10 @@ from analysis.timbre import (
     target_stats,
     timbre_transfer,
 )
-from codec.almtokenizer import ALMTokenizer
 from codec.audio import load_audio
-from codec.base import Codec, Encoded
 from codec.metrics import estimate_f0
+from codec.models.almtokenizer import ALMTokenizer
+from codec.models.base import Codec, Encoded
 from tests.tiny_models import (
     MIDIS,
     SR,

@@ -14,7 +14,7 @@ from analysis.export import export_audio, safe_name
 from analysis.interpolate import lerp, path_frames, resample_time, slerp
 from analysis.traversal import export_traversal, traverse
 from codec.audio import load_audio
-from codec.checkpoint import load_codec
+from codec.models.registry import load_codec
 from tests.tiny_models import timbre_dataset, tiny_encodec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -150,7 +150,7 @@ def test_bandwidth_choices_follow_the_encodec_model(assets: AppAssets, tmp_path)
     """A small trained baseline (configs/encodec_demo.yaml) supports only 1.5 / 3 / 6 kbps."""
     from app.tabs.reconstruct import check_setting
     from app.ui import build_demo
-    from codec.encodec import EnCodecCodec
+    from codec.models.encodec import EnCodecCodec
 
     small = EnCodecCodec.from_config(
         {"n_filters": 4, "lstm": 0, "dimension": 32, "n_q": 8,

@@ -1,5 +1,6 @@
 """The shared autoencoder's training pieces: the multi-resolution STFT loss, the per-term
-gradient-norm logging, and fitting EnCodec's RVQ on the frozen autoencoder (`codec.fit_rvq`)."""
+gradient-norm logging, and fitting EnCodec's RVQ on the frozen autoencoder
+(`codec.training.fit_rvq`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import math
 
 import torch
 
-from codec import losses as L
-from codec.encodec import EnCodecCodec
-from codec.fit_rvq import cache_latents, fit_rvq
+from codec.models.encodec import EnCodecCodec
+from codec.training import losses as L
+from codec.training.fit_rvq import cache_latents, fit_rvq
 
 TINY = {
     "dimension": 16, "n_filters": 4, "lstm": 0, "n_q": 4, "bins": 16,
@@ -90,8 +91,8 @@ def test_trainer_logs_each_terms_gradient_norm(tmp_path) -> None:
     L1's gradient norm at the output is lambda / sqrt(B * N) whatever the error."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from codec.config import TrainConfig
-    from codec.train import train
+    from codec.training.config import TrainConfig
+    from codec.training.loop import train
     from tests.fixtures import make_goodsounds
 
     data = tmp_path / "good-sounds"
@@ -122,8 +123,8 @@ def _balanced_param_grad(scale: float) -> torch.Tensor:
     plus `scale` x MR-STFT."""
     from types import SimpleNamespace
 
-    from codec.config import LambdasConfig
-    from codec.train import Trainer
+    from codec.training.config import LambdasConfig
+    from codec.training.loop import Trainer
 
     torch.manual_seed(0)
     weight = torch.nn.Parameter(torch.randn(1, 1, 9) * 0.1)

@@ -16,14 +16,8 @@ from pathlib import Path
 import pytest
 
 import codec.checkpoint as ck
-from codec.checkpoint import (
-    CONFIG_NAME,
-    CheckpointError,
-    load_codec,
-    read_config,
-    save_codec,
-    swap_folder,
-)
+from codec.checkpoint import CONFIG_NAME, CheckpointError, read_config, save_codec, swap_folder
+from codec.models.registry import load_codec
 from tests.tiny_models import untrained_tiny_encodec as tiny_encodec
 
 
@@ -122,7 +116,7 @@ def test_swap_folder_replaces_and_puts_back(tmp_path: Path, monkeypatch) -> None
 
 
 def test_train_cli_reports_os_errors_in_one_line(monkeypatch, capsys) -> None:
-    import codec.train as T
+    import codec.training.loop as T
 
     def failing(*a, **k):
         raise OSError(errno.EACCES, "Permission denied", "/runs/x/events.out")
@@ -134,7 +128,7 @@ def test_train_cli_reports_os_errors_in_one_line(monkeypatch, capsys) -> None:
 
 
 def test_checkpoint_write_error_names_the_folder(tmp_path: Path) -> None:
-    import codec.train as T
+    import codec.training.loop as T
 
     with pytest.raises(OSError) as e, T._writing(tmp_path / "latest"):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -19,9 +19,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from analysis.codec_ops import state_dict_hash, uses_window  # noqa: E402
 from analysis.models import CodecSpec, default_specs, load_codec_list, unique_labels  # noqa: E402
 from app.state import Studio  # noqa: E402
-from codec.base import CodecSetting  # noqa: E402
-from codec.encodec import OFFICIAL_NAME, EnCodecCodec, EnCodecConfig  # noqa: E402
-from codec.registry import BACKENDS, get_backend  # noqa: E402
+from codec.models.base import CodecSetting  # noqa: E402
+from codec.models.encodec import OFFICIAL_NAME, EnCodecCodec, EnCodecConfig  # noqa: E402
+from codec.models.registry import BACKENDS, get_backend  # noqa: E402
 from tests.app_assets import AppAssets  # noqa: E402
 
 SMALL_ENCODEC = {
@@ -44,7 +44,7 @@ def official(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def hub(official: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The official file visible in the torch hub cache (its hash accepted as official)."""
-    import codec.encodec as ce
+    import codec.models.encodec as ce
 
     digest = hashlib.sha256(official.read_bytes()).hexdigest()
     monkeypatch.setattr(ce, "OFFICIAL_SHA256_PREFIX", digest[:8])

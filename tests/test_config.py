@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codec.config import ConfigError, TrainConfig, apply_overrides, load_config, resolve_model_args
+from codec.training.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    resolve_model_args,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +176,7 @@ def test_cli_reports_config_error(tmp_path, demo_raw):
     demo_raw["training"]["lambdas"]["mell"] = 1.0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "codec.train", "--config", str(write(tmp_path, demo_raw))],
+        [sys.executable, "-m", "codec.training.loop", "--config", str(write(tmp_path, demo_raw))],
         cwd=ROOT,
         capture_output=True,
         text=True,

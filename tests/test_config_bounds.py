@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec.checkpoint import CONFIG_NAME, CheckpointError, load_codec, save_codec
-from codec.config import ConfigError, load_config
+from codec.checkpoint import CONFIG_NAME, CheckpointError, save_codec
+from codec.models.registry import load_codec
+from codec.training.config import ConfigError, load_config
 from tests.tiny_models import untrained_tiny_alm as tiny_alm
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_encodec_frontend_checks_the_official_hash(tmp_path: Path) -> None:
-    from codec.almtokenizer import BaseArgs
-    from codec.almtokenizer.frontend_encodec import EncodecFrontend, load_frontend_checkpoint
-    from codec.encodec import EnCodecCodec, EnCodecConfig, EnCodecWeightsError
+    from codec.models.almtokenizer import BaseArgs
+    from codec.models.almtokenizer.frontend_encodec import EncodecFrontend, load_frontend_checkpoint
+    from codec.models.encodec import EnCodecCodec, EnCodecConfig, EnCodecWeightsError
 
     f = tmp_path / "encodec_24khz-d7cc33bc.th"
     torch.save(EnCodecCodec(EnCodecConfig()).state_dict(), f)  # right layout, wrong file
@@ -38,7 +39,7 @@ def test_encodec_frontend_checks_the_official_hash(tmp_path: Path) -> None:
      ("base_args", "ar_n_heads", 0), ("mae_args", "n_layers", 10**9), ("mae_args", "n_heads", 0)],
 )  # fmt: skip
 def test_alm_config_bounds_name_the_key(section: str, key: str, value: int) -> None:
-    from codec.almtokenizer import ALMConfig, preset
+    from codec.models.almtokenizer import ALMConfig, preset
 
     raw = preset("demo").to_dict()
     raw[section][key] = value
@@ -53,7 +54,7 @@ def test_alm_config_bounds_name_the_key(section: str, key: str, value: int) -> N
      ("decay", float("nan"))],
 )  # fmt: skip
 def test_encodec_config_bounds_name_the_key(key: str, value) -> None:
-    from codec.encodec import EnCodecConfig
+    from codec.models.encodec import EnCodecConfig
 
     with pytest.raises(ValueError, match=key):
         EnCodecConfig.from_dict({key: value})

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from codec.almtokenizer import ALMConfig
-from codec.config import TrainConfig
-from codec.encodec import EnCodecConfig
+from codec.models.almtokenizer import ALMConfig
+from codec.models.encodec import EnCodecConfig
 from codec.schema import ConfigError, ConfigTypeError, build_dataclass, config_section
+from codec.training.config import TrainConfig
 
 
 def error(fn, *args) -> str:

@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 import yaml
 
-from codec.config import ConfigError, DataloaderConfig, TrainConfig
 from codec.data import Augment, CropDataset, MixedDataset, build_dataset, list_items
 from codec.data.corpus.manifest import ManifestRow, write_manifest
 from codec.schema import build_dataclass
+from codec.training.config import ConfigError, DataloaderConfig, TrainConfig
 from codec.training.data import build_loaders
 
 SR = 24000

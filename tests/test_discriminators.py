@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from codec.config import DiscriminatorConfig
-from codec.discriminators import MultiMelDiscriminator, STFTDiscriminator
+from codec.training.config import DiscriminatorConfig
+from codec.training.discriminators import MultiMelDiscriminator, STFTDiscriminator
 from tests.train_configs import tiny_config
 
 torch.set_num_threads(1)
@@ -52,7 +52,7 @@ def test_stft_input_sees_phase_the_mel_input_does_not() -> None:
 
 
 def test_training_step_with_the_stft_discriminator(tmp_path) -> None:
-    from codec.train import train
+    from codec.training.loop import train
     from tests.fixtures import make_goodsounds
 
     data = tmp_path / "gs"
@@ -69,7 +69,7 @@ def test_stft_kind_ignores_n_mels_length() -> None:
     cfg.validate()
     import pytest
 
-    from codec.config import ConfigError
+    from codec.training.config import ConfigError
 
     with pytest.raises(ConfigError, match="n_mels: has 2 entries but n_fft has 3"):
         DiscriminatorConfig(kind="mel", n_fft=cfg.n_fft, hop_lengths=cfg.hop_lengths,

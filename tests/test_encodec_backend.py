@@ -8,15 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import codec.encodec as ce
-from codec.checkpoint import CheckpointError, load_codec
-from codec.encodec import (
+import codec.models.encodec as ce
+from codec.checkpoint import CheckpointError
+from codec.models.encodec import (
     OFFICIAL_NAME,
     EnCodecCodec,
     EnCodecConfig,
     EnCodecWeightsError,
     load_encodec,
 )
+from codec.models.registry import load_codec
 
 # A CPU-sized model with the official hop (320 -> 75 Hz) and bandwidth mapping (1024 bins).
 TINY = {

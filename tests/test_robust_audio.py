@@ -406,8 +406,8 @@ def test_int_pcm_is_scaled() -> None:
 # ------------------------------------------------------------------------------------------------
 def default_sized():
     """The demo-preset ALMTokenizer and the official-architecture EnCodec, untrained."""
-    from codec.almtokenizer import ALMTokenizer, preset
-    from codec.encodec import EnCodecCodec, EnCodecConfig
+    from codec.models.almtokenizer import ALMTokenizer, preset
+    from codec.models.encodec import EnCodecCodec, EnCodecConfig
 
     torch.manual_seed(0)
     return ALMTokenizer(preset("demo")).eval(), EnCodecCodec(EnCodecConfig()).eval()

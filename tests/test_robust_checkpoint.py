@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codec.checkpoint as ck
-from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_codec, save_codec
+from codec.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, save_codec
+from codec.models.registry import load_codec
 from tests.tiny_models import untrained_tiny_alm as tiny_alm
 from tests.tiny_models import untrained_tiny_encodec as tiny_encodec
 
@@ -207,7 +208,8 @@ def test_absurd_loop_counts_in_config_refused_quickly(tmp_path: Path, good) -> N
     code = textwrap.dedent(f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_CPU, (5, 5))
-        from codec.checkpoint import CheckpointError, load_codec
+        from codec.checkpoint import CheckpointError
+        from codec.models.registry import load_codec
         try:
             load_codec({str(bad)!r})
         except CheckpointError as e:
@@ -363,7 +365,7 @@ def test_pickles_and_zips_as_model_safetensors(tmp_path: Path, good) -> None:
 def test_malicious_official_encodec_file_refused(tmp_path: Path, monkeypatch) -> None:
     """A pickle with a payload named like the official EnCodec weights: refused by the sha256
     check, and with the check off by `weights_only=True`; found via TORCH_HOME, too."""
-    from codec.encodec import OFFICIAL_NAME, EnCodecWeightsError, load_encodec, load_official
+    from codec.models.encodec import OFFICIAL_NAME, EnCodecWeightsError, load_encodec, load_official
 
     marker = tmp_path / "PWNED"
     hub = tmp_path / "torch_home" / "hub" / "checkpoints"
@@ -387,7 +389,7 @@ def test_malicious_official_encodec_file_refused(tmp_path: Path, monkeypatch) ->
 def test_malicious_file_for_the_encodec_frontend(tmp_path: Path) -> None:
     """The ALMTokenizer `encodec` front end reads the same official file: the payload must not
     run (weights_only=True). (It has no hash check and raises a raw UnpicklingError: reported.)"""
-    from codec.almtokenizer.frontend_encodec import EncodecFrontend
+    from codec.models.almtokenizer.frontend_encodec import EncodecFrontend
 
     marker = tmp_path / "PWNED"
     for name, blob in malicious_pickles(marker).items():
@@ -458,11 +460,11 @@ def test_torch_load_only_in_the_hash_checked_official_encodec_loader() -> None:
         for node, name in _calls(ast.parse(path.read_text())):
             if name == "torch.load" or name.endswith("torch.load"):
                 sites.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno}")
-    allowed = [s for s in sites if s.startswith("codec/encodec.py:")]
+    allowed = [s for s in sites if s.startswith("codec/models/encodec.py:")]
     assert len(allowed) == 1, sites
     others = [s for s in sites if s not in allowed]
     assert not others, others
-    src = (ROOT / "codec" / "encodec.py").read_text()
+    src = (ROOT / "codec" / "models" / "encodec.py").read_text()
     # the hash check comes before the load in load_official
     body = src[src.index("def load_official") :]
     assert body.index("OFFICIAL_SHA256_PREFIX") < body.index("torch.load(")

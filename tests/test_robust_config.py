@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.config import ConfigError, TrainConfig, apply_overrides, load_config
+from codec.training.config import ConfigError, TrainConfig, apply_overrides, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -228,7 +228,7 @@ def test_missing_paths_named(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 def run_cli(config: Path | str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "codec.train", "--config", str(config), *extra],
+        [sys.executable, "-m", "codec.training.loop", "--config", str(config), *extra],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -273,10 +273,10 @@ def test_cli_exits_nonzero_with_a_readable_message(tmp_path: Path) -> None:
     """One subprocess per bad config; each exits 2 with `error: <key or file>: ...` on stderr,
     no traceback, and creates no output folders and no PWNED file."""
     cases = bad_files(tmp_path)
-    # every case in one interpreter start: a driver calls codec.train.main per config
+    # every case in one interpreter start: a driver calls codec.training.loop.main per config
     driver = textwrap.dedent("""
         import contextlib, io, json, sys
-        from codec.train import main
+        from codec.training.loop import main
         out = []
         for cfg, extra in json.loads(sys.argv[1]):
             err = io.StringIO()
@@ -308,7 +308,7 @@ def test_cli_exits_nonzero_with_a_readable_message(tmp_path: Path) -> None:
 
 
 def test_cli_real_process_exit_code(tmp_path: Path) -> None:
-    """The same through a real `python -m codec.train` process (exit status, stderr)."""
+    """The same through a real `python -m codec.training` process (exit status, stderr)."""
     proc = run_cli(tmp_path / "nope.yaml")
     assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
     assert "nope.yaml" in proc.stderr and "Traceback" not in proc.stderr
@@ -322,7 +322,7 @@ def test_yaml_alias_bomb_refused_quickly(tmp_path: Path) -> None:
     bomb.write_text("\n".join(lines))
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_CPU, (15, 15)); "
-        "from codec.config import load_config, ConfigError\n"
+        "from codec.training.config import load_config, ConfigError\n"
         f"try:\n load_config({str(bomb)!r}, check_paths=False)\n"
         "except ConfigError as e:\n print('refused', e)"
     )

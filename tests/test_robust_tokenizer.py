@@ -1,6 +1,6 @@
 """Robustness of dataset tokenization against crashes and corrupt files.
 
-A `python -m codec.tokenize encode` process SIGKILLed at each point of a shard write (inside the
+A `python -m codec.tokenizer encode` process SIGKILLed at each point of a shard write (inside the
 codes write, between the codes rename and the index-part rename, during fsync) never leaves a
 shard that looks finished but is not, and a rerun completes with exactly the codes of a clean
 run. A finished shard corrupted afterwards (truncated, bytes flipped at the same size, its index
@@ -20,10 +20,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from codec.checkpoint import load_codec
-from codec.encodec import EnCodecCodec
-from codec.tokenize import main
+from codec.models.encodec import EnCodecCodec
+from codec.models.registry import load_codec
 from codec.tokenizer import ShardError, encode_dataset, iter_codes, read_index
+from codec.tokenizer.cli import main
 from codec.tokenizer.inputs import list_inputs
 from codec.tokenizer.shards import read_part, shard_done, shard_paths
 from tests.fixtures import write_tone
@@ -124,7 +124,7 @@ KILLER = textwrap.dedent("""
         shards.os.fsync = killer(os.fsync)
     elif point == "save_file":
         shards.save_file = half_then_kill(shards.save_file)
-    from codec.tokenize import main
+    from codec.tokenizer.cli import main
     sys.exit(main(sys.argv[3:]))
 """)
 

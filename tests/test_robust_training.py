@@ -1,6 +1,6 @@
 """Training under faults: SIGKILL at each point of a checkpoint write, disk-full while saving.
 
-A `python -m codec.train` process is SIGKILLed from inside at three exact points of its second
+A `python -m codec.training` process is SIGKILLed from inside at three exact points of its second
 checkpoint write (half-way through the training-state file; between the two renames of the
 folder swap; after the swap, before the old folder is removed). Each time the previous (or the
 new) checkpoint is loadable, `--resume` continues from its step, and the resumed run ends with
@@ -25,10 +25,10 @@ import torch
 import yaml
 
 import codec.checkpoint as ck
-from codec.checkpoint import load_codec
-from codec.train import Trainer, train
+from codec.models.registry import load_codec
 from codec.training import distributed as D
 from codec.training import state as S
+from codec.training.loop import Trainer, train
 from tests.fixtures import make_goodsounds
 from tests.train_configs import tiny_config, tiny_raw
 
@@ -71,7 +71,7 @@ def write_config(tmp: Path, data: Path) -> Path:
     return p
 
 
-# Runs codec.train.main with one fault injected at the 2nd checkpoint write (step 2).
+# Runs codec.training.loop.main with one fault injected at the 2nd checkpoint write (step 2).
 DRIVER = textwrap.dedent("""
     import errno, os, signal, sys
     from pathlib import Path
@@ -83,8 +83,8 @@ DRIVER = textwrap.dedent("""
         saves.append(1)
         return real_save(*a, **k)
     S.save_training_checkpoint = counting_save
-    import codec.train
-    codec.train.save_training_checkpoint = counting_save
+    import codec.training.loop
+    codec.training.loop.save_training_checkpoint = counting_save
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
     def enospc():
@@ -113,7 +113,7 @@ DRIVER = textwrap.dedent("""
             if Path(path).name == "ckpt" and len(saves) == 2:
                 die()
         S._fsync_dir = fsync_dir
-    sys.exit(codec.train.main(sys.argv[2:]))
+    sys.exit(codec.training.loop.main(sys.argv[2:]))
 """)
 
 
@@ -153,7 +153,7 @@ def test_sigkill_during_checkpoint_write_then_resume(
     if point == "kill_between_renames":  # the real CLI: --resume recovers .latest.old
         latest = tmp_path / "ckpt" / "latest"
         done = subprocess.run(
-            [sys.executable, "-m", "codec.train", "--config", str(cfg_path), "--resume"],
+            [sys.executable, "-m", "codec.training.loop", "--config", str(cfg_path), "--resume"],
             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]

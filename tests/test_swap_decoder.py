@@ -1,5 +1,5 @@
-"""`python -m codec.swap_decoder`: a fine-tuned decoder goes under a trained codec only when the
-encoder (hence every latent) is the same."""
+"""`python -m codec.training.swap_decoder`: a fine-tuned decoder goes under a trained codec only
+when the encoder (hence every latent) is the same."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec.checkpoint import load_codec, save_codec
-from codec.encodec import EnCodecCodec
-from codec.swap_decoder import main, swap_decoder
+from codec.checkpoint import save_codec
+from codec.models.encodec import EnCodecCodec
+from codec.models.registry import load_codec
+from codec.training.swap_decoder import main, swap_decoder
 from tests.tiny_models import tiny_alm, tiny_encodec
 
 torch.set_num_threads(1)

@@ -16,9 +16,8 @@ import torch.multiprocessing as mp
 
 import codec.tokenizer.runner as runner
 from codec.audio import load_audio
-from codec.checkpoint import load_codec
-from codec.encodec import EnCodecCodec
-from codec.tokenize import main
+from codec.models.encodec import EnCodecCodec
+from codec.models.registry import load_codec
 from codec.tokenizer import (
     ShardError,
     codebook_stats,
@@ -29,6 +28,7 @@ from codec.tokenizer import (
     read_manifest,
     token_timeline,
 )
+from codec.tokenizer.cli import main
 from codec.tokenizer.inputs import list_inputs
 from codec.tokenizer.shards import shard_paths
 from tests.fixtures import write_tone
@@ -258,7 +258,7 @@ def test_cli_missing_things(tmp_path, capsys) -> None:
 
 
 def test_almtokenizer_window(tmp_path, folder, capsys) -> None:
-    from codec.almtokenizer import ALMTokenizer, preset
+    from codec.models.almtokenizer import ALMTokenizer, preset
 
     torch.manual_seed(0)
     ck = ALMTokenizer(preset("demo")).eval().save_pretrained(tmp_path / "alm")
@@ -283,10 +283,10 @@ def test_almtokenizer_window(tmp_path, folder, capsys) -> None:
 
 
 def test_backend_defaults_come_from_the_registry(monkeypatch, tmp_path) -> None:
-    """`--codec NAME` without paths loads that backend's default weights (codec/registry.py);
+    """`--codec NAME` without paths loads that backend's default weights (codec/models/registry.py);
     the EnCodec family prefers the official file over our bundled checkpoint, as before."""
-    from codec.registry import BACKENDS
-    from codec.tokenize import load_tokenizer_codec
+    from codec.models.registry import BACKENDS
+    from codec.tokenizer.cli import load_tokenizer_codec
 
     alm = load_tokenizer_codec("almtokenizer", None, None)
     assert alm.name == "almtokenizer" and "almtokenizer_demo" in alm.weights_source

@@ -16,11 +16,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from codec.checkpoint import load_codec
-from codec.config import ConfigError
-from codec.discriminators import MultiMelDiscriminator
-from codec.train import Trainer, train
+from codec.models.registry import load_codec
 from codec.training import state as S
+from codec.training.config import ConfigError
+from codec.training.discriminators import MultiMelDiscriminator
+from codec.training.loop import Trainer, train
 from codec.training.model_setup import build_model
 from tests.fixtures import make_goodsounds
 from tests.train_configs import TINY_ENCODEC, alm_stage2, tiny_config

@@ -1,4 +1,4 @@
-"""`python -m codec.train` as a process: 2-process gloo DDP under torchrun, and a real SIGKILL
+"""`python -m codec.training` as a process: 2-process gloo DDP under torchrun, and a real SIGKILL
 followed by `--resume`."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 import torch
 import yaml
 
-from codec.checkpoint import load_codec
-from codec.train import seed_everything, train
+from codec.models.registry import load_codec
 from codec.training import state as S
+from codec.training.loop import seed_everything, train
 from codec.training.model_setup import build_model
 from tests.fixtures import make_goodsounds
 from tests.train_configs import tiny_config, tiny_raw
@@ -46,7 +46,7 @@ def test_ddp_two_processes_gloo_matches_one_process(data, tmp_path):
     cfg_path = write_config(tmp_path / "ddp.yaml", raw)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "codec.train", "--config", str(cfg_path)],
+         "-m", "codec.training.loop", "--config", str(cfg_path)],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -93,7 +93,7 @@ def test_sigkill_then_resume(data, tmp_path):
     raw = tiny_raw(data, tmp_path)
     raw["training"].update(max_steps=10_000, num_epochs=10_000, checkpoint_freq=1)
     cfg_path = write_config(tmp_path / "run.yaml", raw)
-    cmd = [sys.executable, "-m", "codec.train", "--config", str(cfg_path)]
+    cmd = [sys.executable, "-m", "codec.training.loop", "--config", str(cfg_path)]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec.checkpoint import load_codec
-from codec.config import ConfigError
-from codec.train import train
+from codec.models.registry import load_codec
+from codec.training.config import ConfigError
+from codec.training.loop import train
 from codec.training.model_setup import build_model, trainable_parameters
 from tests.fixtures import make_goodsounds
 from tests.train_configs import tiny_config

@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec.almtokenizer import ALMTokenizer
-from codec.encodec import EnCodecCodec
+from codec.models.almtokenizer import ALMTokenizer
+from codec.models.encodec import EnCodecCodec
 from tests.fixtures import make_goodsounds, midi_hz
 
 SR = 24000
@@ -107,7 +107,7 @@ ROBUST_ENCODEC = dict(
 def untrained_tiny_alm(**over: object) -> ALMTokenizer:
     """A tiny ALMTokenizer (seed 0, AR head and MAE branch of one layer each), eval mode,
     codebooks not initialised; `over` replaces base_args keys."""
-    from codec.almtokenizer import ALMConfig, BaseArgs, MAEArgs
+    from codec.models.almtokenizer import ALMConfig, BaseArgs, MAEArgs
 
     torch.manual_seed(0)
     args = {**ROBUST_ALM_ARGS, **over}
@@ -117,7 +117,7 @@ def untrained_tiny_alm(**over: object) -> ALMTokenizer:
 def untrained_tiny_encodec(**over: object) -> EnCodecCodec:
     """A tiny EnCodecCodec (seed 0, 4 codebooks of 16), eval mode, codebooks not initialised;
     `over` replaces config keys."""
-    from codec.encodec import EnCodecConfig
+    from codec.models.encodec import EnCodecConfig
 
     torch.manual_seed(0)
     return EnCodecCodec(EnCodecConfig.from_dict({**ROBUST_ENCODEC, **over})).eval()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codec.config import TrainConfig, apply_overrides
+from codec.training.config import TrainConfig, apply_overrides
 
 TINY_ALM = {
     "dim": 32, "n_heads": 2, "n_layers": 1, "decoder_n_layers": 1,

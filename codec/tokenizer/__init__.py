@@ -1,6 +1,6 @@
 """Dataset tokenization: code shards on disk, their index, and codebook-usage statistics.
 
-`python -m codec.tokenize` is the command line; these modules are its library:
+`python -m codec.tokenizer` is the command line; these modules are its library:
 `inputs` (clip lists, length-bucketed batches), `shards` (atomic, resumable shard files and the
 index), `runner` (batched / distributed encode, exact decode) and `stats` (codebook usage).
 """

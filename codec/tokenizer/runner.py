@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from codec.audio import save_audio
-from codec.base import Codec
+from codec.models.base import Codec
 from codec.tokenizer.inputs import (
     ClipBatch,
     ClipDataset,

@@ -1,6 +1,6 @@
 """Codebook usage of RVQ codes: per-layer utilisation, perplexity and most frequent codes.
 
-Used by `python -m codec.tokenize stats` over a whole shard folder and by the app for the
+Used by `python -m codec.tokenizer stats` over a whole shard folder and by the app for the
 current clip. No plotting here: `token_timeline` returns arrays for the caller to draw.
 """
 

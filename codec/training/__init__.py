@@ -1,1 +1,3 @@
-"""Helpers of the training loop (`codec.train`): data order, checkpoints, DDP, logging, eval."""
+"""Training: the loop (`loop`, run as `python -m codec.training`), its config, losses and
+discriminators, RVQ fitting, decoder swaps, and the loop's helpers (data order, state, DDP,
+logging, evaluation, the latent cache)."""

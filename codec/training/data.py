@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from codec.config import ConfigError, DataloaderConfig, TrainConfig
+from codec.training.config import ConfigError, DataloaderConfig, TrainConfig
 
 
 class ResumableSampler(Sampler[int]):

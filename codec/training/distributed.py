@@ -1,7 +1,7 @@
 """DistributedDataParallel plumbing: process group from torchrun's environment, rank helpers.
 
-`torchrun --nproc_per_node=N -m codec.train ...` sets RANK / WORLD_SIZE / LOCAL_RANK /
-MASTER_ADDR / MASTER_PORT; a plain `python -m codec.train` runs as a single process (world 1)
+`torchrun --nproc_per_node=N -m codec.training ...` sets RANK / WORLD_SIZE / LOCAL_RANK /
+MASTER_ADDR / MASTER_PORT; a plain `python -m codec.training` runs as a single process (world 1)
 without a process group. The backend is gloo on CPU and nccl on CUDA.
 """
 

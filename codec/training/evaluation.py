@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codec.base import Codec
 from codec.metrics import estimate_f0, mel_distance, pitch_matches, si_sdr
+from codec.models.base import Codec
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from codec.base import SAMPLE_RATE
 from codec.metrics import log_mel
+from codec.models.base import SAMPLE_RATE
 
 
 class TrainLogger:

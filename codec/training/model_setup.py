@@ -24,12 +24,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from codec.base import SAMPLE_RATE, Codec
-from codec.checkpoint import CheckpointError, codec_class, load_codec
-from codec.config import LOSS_KEYS, ConfigError, TrainConfig, resolve_model_args
+from codec.checkpoint import CheckpointError
+from codec.models.base import SAMPLE_RATE, Codec
+from codec.models.registry import codec_class, load_codec
 from codec.schema import config_section
 from codec.training import distributed as D
 from codec.training import latent_cache as LC
+from codec.training.config import LOSS_KEYS, ConfigError, TrainConfig, resolve_model_args
 from codec.training.data import Loaders, ResumableSampler
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Training checkpoints: a model folder plus the state needed to continue, written atomically.
 
 A training checkpoint folder (e.g. `checkpoint_dir/latest/`) is a normal model folder that
-`codec.checkpoint.load_codec` reads, plus two files:
+`codec.models.registry.load_codec` reads, plus two files:
 
     config.json, model.safetensors   written by `save_codec` (meta: step, stage, hours, ...)
     discriminator.safetensors        the discriminator ensemble's weights

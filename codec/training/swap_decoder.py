@@ -1,4 +1,5 @@
-"""Put a fine-tuned autoencoder decoder under a trained codec: `python -m codec.swap_decoder`.
+"""Put a fine-tuned autoencoder decoder under a trained codec:
+`python -m codec.training.swap_decoder`.
 
 Both codecs of this project stand on one frozen acoustic autoencoder. Its decoder can be
 fine-tuned alone (`training.freeze: [encoder]`, configs/decoder_finetune.yaml): the encoder,
@@ -6,7 +7,7 @@ hence every latent, stays bit-identical, so EnCodec's RVQ and ALMTokenizer's tok
 those latents, remain valid and only the waveform they decode to changes. This tool copies the
 decoder of such a run into a codec checkpoint folder:
 
-    python -m codec.swap_decoder --codec checkpoints/almtokenizer_demo \
+    python -m codec.training.swap_decoder --codec checkpoints/almtokenizer_demo \
         --decoder work_dirs/decoder_finetune/best --out work_dirs/almtokenizer_newdec
 
 `--codec` is one of our EnCodec checkpoints (its `decoder`) or an ALMTokenizer checkpoint (its
@@ -26,10 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from codec.base import Codec
-from codec.checkpoint import CheckpointError, load_codec, save_codec
+from codec.checkpoint import CheckpointError, save_codec
+from codec.models.base import Codec
+from codec.models.registry import load_codec
 
-log = logging.getLogger("codec.swap_decoder")
+log = logging.getLogger("codec.training.swap_decoder")
 
 
 def autoencoder_parts(codec: Codec) -> tuple[nn.Module, nn.Module]:
@@ -81,7 +83,7 @@ def swap_decoder(codec: Codec, source: Codec, where: str = "the decoder checkpoi
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m codec.swap_decoder", description=__doc__.split("\n\n")[0]
+        prog="python -m codec.training.swap_decoder", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--codec", type=Path, required=True, help="codec checkpoint folder to update")
     p.add_argument(
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         codec, source = load_codec(args.codec), load_codec(args.decoder)
         n = swap_decoder(codec, source, str(args.decoder))
     except (CheckpointError, ValueError) as e:
-        print(f"python -m codec.swap_decoder: error: {e}", file=sys.stderr)
+        print(f"python -m codec.training.swap_decoder: error: {e}", file=sys.stderr)
         return 1
     meta = dict(getattr(codec, "checkpoint_meta", {}) or {})
     meta["decoder_from"] = {

@@ -22,29 +22,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from codec.almtokenizer.config import ALMConfig
-from codec.almtokenizer.config import preset as _preset
-from codec.almtokenizer.depth_ar import DepthAR
-from codec.almtokenizer.frontend_encodec import EncodecFrontend
-from codec.almtokenizer.interleave import (
+from codec.models.almtokenizer.config import ALMConfig
+from codec.models.almtokenizer.config import preset as _preset
+from codec.models.almtokenizer.depth_ar import DepthAR
+from codec.models.almtokenizer.frontend_encodec import EncodecFrontend
+from codec.models.almtokenizer.interleave import (
     group_means,
     interleave_masks,
     interleave_queries,
     retrieve_frames,
     retrieve_queries,
 )
-from codec.almtokenizer.mae import MAEDecoder, random_frame_mask
-from codec.almtokenizer.quantizer import ResidualVQ
-from codec.almtokenizer.standardize import FrameStandardizer
-from codec.almtokenizer.transformer import Transformer
-from codec.base import Codec, Encoded, FrameFrontend, TrainOutput
-from codec.checkpoint import register_codec
+from codec.models.almtokenizer.mae import MAEDecoder, random_frame_mask
+from codec.models.almtokenizer.quantizer import ResidualVQ
+from codec.models.almtokenizer.standardize import FrameStandardizer
+from codec.models.almtokenizer.transformer import Transformer
+from codec.models.base import Codec, Encoded, FrameFrontend, TrainOutput
 from codec.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-@register_codec
 class ALMTokenizer(Codec):
     """The ALMTokenizer codec.
 
@@ -331,7 +329,7 @@ class ALMTokenizer(Codec):
         """The frozen autoencoder's architecture and weights from `base_args.frontend_checkpoint`
         (when set); in stage 2 without the MAE branch / depth-AR head when their loss has
         weight 0."""
-        from codec.almtokenizer.frontend_encodec import (
+        from codec.models.almtokenizer.frontend_encodec import (
             load_frontend_checkpoint,
             resolve_frontend_args,
         )
@@ -381,7 +379,7 @@ class ALMTokenizer(Codec):
     def load_stage1(self, source: Codec, where: str) -> int:
         """From a stage-1 ALMTokenizer its front end; from an EnCodec autoencoder its encoder
         and decoder, which become the front end."""
-        from codec.encodec import EnCodecCodec
+        from codec.models.encodec import EnCodecCodec
 
         if isinstance(source, EnCodecCodec):
             self.frontend.load_from_encodec(source, where)

@@ -35,7 +35,6 @@ __all__ = [
     "resolve_model_args",
 ]  # fmt: skip
 
-MODEL_TYPES = ("almtokenizer", "encodec")
 DATASETS = ("fsd50k", "goodsounds", "demo", "folder", "corpus")
 LOSS_KEYS = ("time", "mel", "stft", "adv", "feat", "commit", "mae", "ar", "latent")
 # YAML aliases share one object per anchor, so a tiny file can expand to billions of values
@@ -55,24 +54,31 @@ class ModelConfig:
     """`model:` which codec to train and its arguments.
 
     For `almtokenizer`, `base_args` / `mae_args` override the fields of
-    `codec.almtokenizer.preset(preset)` and are validated by `ALMConfig.from_dict`. For
+    `codec.models.almtokenizer.preset(preset)` and are validated by `ALMConfig.from_dict`. For
     `encodec`, `base_args` go to `EnCodecCodec.from_config` (`preset` is ignored) and `mae_args`
     must be empty; its stage 1 is a plain autoencoder and stage 2 the quantized baseline.
     """
 
-    type: Literal["almtokenizer", "encodec"] = "almtokenizer"
+    type: str = "almtokenizer"  # a codec of the registry (codec.models.registry.codec_class)
     preset: str | None = "paper"
     base_args: dict[str, Any] = field(default_factory=dict)
     mae_args: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """The codec's own config validates `base_args` / `mae_args` (`base_args.dim: ...`)."""
+        """The type names a registered codec; its own config validates `base_args` /
+        `mae_args` (`base_args.dim: ...`)."""
+        from codec.models.registry import codec_class
+
+        try:
+            codec_class(self.type)
+        except ValueError as e:
+            raise ConfigError(f"type: {e}") from None
         self.codec_args()
 
     def codec_args(self) -> dict[str, Any]:
         """The dict that `from_config` of the chosen codec receives
         (`Codec.training_args`); ConfigError keys are relative to this section."""
-        from codec.checkpoint import codec_class
+        from codec.models.registry import codec_class
 
         return codec_class(self.type).training_args(self.preset, self.base_args, self.mae_args)
 
@@ -196,7 +202,8 @@ class LambdasConfig:
 
     time: float = 0.1
     mel: float = 15.0
-    # Multi-resolution STFT (spectral convergence + log magnitude), `codec.losses.mrstft_loss`.
+    # Multi-resolution STFT (spectral convergence + log magnitude),
+    # `codec.training.losses.mrstft_loss`.
     stft: float = 0.0
     adv: float = 1.0
     feat: float = 2.0
@@ -244,7 +251,7 @@ class TrainingConfig:
     weight_decay: float = 1.0e-5
     grad_clip: float | None = 1.0
     # EnCodec's loss balancer: the reconstruction losses' gradients at the output are scaled
-    # to norms proportional to their lambdas (codec.train.Trainer._balanced_backward).
+    # to norms proportional to their lambdas (codec.training.loop.Trainer._balanced_backward).
     balancer: bool = False
     balancer_decay: float = 0.99
     # Parameter-name prefixes kept frozen on top of what the stage freezes, e.g. [encoder]:
@@ -313,7 +320,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Rules across sections (each section validates its own values)."""
-        from codec.checkpoint import codec_class
+        from codec.models.registry import codec_class
 
         t, m = self.training, self.model
         with config_section("model"):

@@ -1,4 +1,4 @@
-"""Fit EnCodec's RVQ on a frozen autoencoder: `python -m codec.fit_rvq`.
+"""Fit EnCodec's RVQ on a frozen autoencoder: `python -m codec.training.fit_rvq`.
 
 The EnCodec codec of this project is the shared acoustic autoencoder (stage 1 of `encodec`,
 frozen) plus a residual vector quantizer at 75 Hz. The package's RVQ learns by k-means
@@ -8,7 +8,7 @@ residual that reaches it, and optionally stream the cached frames through the qu
 training mode for EMA refinement (`--steps`; about 9 s per 128-crop batch on one CPU thread,
 so the default is k-means only).
 
-    python -m codec.fit_rvq --config configs/autoencoder.yaml \
+    python -m codec.training.fit_rvq --config configs/autoencoder.yaml \
         --autoencoder work_dirs/autoencoder/best --out checkpoints/encodec_demo
 
 Every layer is updated on every batch (all `n_q` codebooks), so each bandwidth's codebook prefix
@@ -27,12 +27,13 @@ import time
 import torch
 from tqdm import tqdm
 
-from codec.checkpoint import CheckpointError, load_codec, read_config, save_codec
-from codec.config import ConfigError, load_config
-from codec.encodec import EnCodecCodec
+from codec.checkpoint import CheckpointError, read_config, save_codec
+from codec.models.encodec import EnCodecCodec
+from codec.models.registry import load_codec
+from codec.training.config import ConfigError, load_config
 from codec.training.data import build_loaders
 
-log = logging.getLogger("codec.fit_rvq")
+log = logging.getLogger("codec.training.fit_rvq")
 
 
 @torch.no_grad()
@@ -134,7 +135,9 @@ def fit_rvq(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m codec.fit_rvq", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m codec.training.fit_rvq", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--config", required=True, help="training config whose dataloader is used")
     p.add_argument("--autoencoder", required=True, help="stage-1 encodec checkpoint folder")
     p.add_argument("--out", required=True, help="folder of the finished EnCodec checkpoint")
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in stats.items():
         log.info("%s = %.4f", k, v)
     meta = {
-        "command": " ".join(["python -m codec.fit_rvq", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python -m codec.training.fit_rvq", *(argv or sys.argv[1:])]),
         "stage": 2,
         "autoencoder": str(args.autoencoder),
         "rvq_steps": args.steps,

@@ -1,8 +1,8 @@
 """The SEANet encoder/decoder pair of the `encodec` package, built in one place.
 
-Both the EnCodec backend (`codec.encodec`) and ALMTokenizer's frozen front end
-(`codec.almtokenizer.frontend_encodec`) stand on this autoencoder; building it here keeps their
-architectures identical, so one can load the other's weights strictly.
+Both the EnCodec backend (`codec.models.encodec`) and ALMTokenizer's frozen front end
+(`codec.models.almtokenizer.frontend_encodec`) stand on this autoencoder; building it here
+keeps their architectures identical, so one can load the other's weights strictly.
 """
 
 from __future__ import annotations

@@ -28,23 +28,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from codec.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, fit_length
-from codec.checkpoint import CheckpointError, load_codec, load_state_strict, register_codec
-from codec.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
+from codec.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from codec.models.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, fit_length
+from codec.models.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
+from codec.models.seanet import build_seanet
 from codec.schema import ConfigError, build_dataclass
-from codec.seanet import build_seanet
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from encodec.quantization import ResidualVectorQuantizer
 
 log = logging.getLogger(__name__)
-_he_init_ = he_init_  # the former name (codec/init.py holds the init helpers now)
+_he_init_ = he_init_  # the former name (codec/models/init.py holds the init helpers now)
 
 OFFICIAL_NAME = "encodec_24khz-d7cc33bc.th"
 OFFICIAL_SHA256_PREFIX = "d7cc33bc"
 OFFICIAL_URL = "https://dl.fbaipublicfiles.com/encodec/v0/" + OFFICIAL_NAME
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class EnCodecWeightsError(CheckpointError):
@@ -148,7 +148,6 @@ class EnCodecConfig:
             )
 
 
-@register_codec
 class EnCodecCodec(Codec):
     """EnCodec (SEANet + RVQ) as a `Codec`; `window` is accepted and ignored everywhere.
 
@@ -188,17 +187,17 @@ class EnCodecCodec(Codec):
         # needs (its k-means init and dead-code expiry broadcast buffers per layer).
         self._bandwidth_rng = random.Random(0)
         self._weights_source: str | None = None
-        self.checkpoint_hash = "random-init"  # load_codec / load_official overwrite it
+        self.checkpoint_hash = "random-init"  # load_checkpoint / load_official overwrite it
         he_init_(self)
         # He-normal alone starts the decoder ~100x louder than its input and L1 training then
         # collapsed to an input-independent tone; a 0.01 output conv starts near the input level
-        # (measured: see codec/init.py).
+        # (measured: see codec/models/init.py).
         scale_output_conv_(self.decoder, OUTPUT_INIT_SCALE)
 
     @property
     def weights_source(self) -> str:
         """ "official:<path>", "checkpoint:<path>" (set by the loaders), else "random-init" or,
-        after a plain `load_codec`, "checkpoint (hash <h>)"."""
+        after a plain `load_checkpoint`, "checkpoint (hash <h>)"."""
         if self._weights_source is not None:
             return self._weights_source
         if self.checkpoint_hash == "random-init":
@@ -468,7 +467,7 @@ def missing_weights_message() -> str:
     return (
         "no EnCodec weights found. Either (1) download the official 24 kHz weights "
         f"({OFFICIAL_URL}) into one of: {where}, or pass its path (--encodec-weights / "
-        "weights=...); or (2) train the same-data baseline with our loop (python -m codec.train "
+        "weights=...); or (2) train the same-data baseline with our loop (python -m codec.training "
         "with an encodec model config) and pass its checkpoint folder (--checkpoint / "
         f"checkpoint=...), or put it under {REPO_ROOT / 'checkpoints' / 'encodec'}."
     )
@@ -513,8 +512,6 @@ def load_encodec(
 
 
 def _load_ours(path: str | Path) -> EnCodecCodec:
-    model = load_codec(path)
-    if not isinstance(model, EnCodecCodec):
-        raise CheckpointError(f"{path} holds a {type(model).__name__}, not an EnCodec checkpoint")
+    model = load_checkpoint(EnCodecCodec, path)
     model.weights_source = f"checkpoint:{path}"
     return model

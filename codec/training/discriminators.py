@@ -24,8 +24,8 @@ import torchaudio
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from codec.base import SAMPLE_RATE
-from codec.config import DiscriminatorConfig
+from codec.models.base import SAMPLE_RATE
+from codec.training.config import DiscriminatorConfig
 
 
 @dataclass

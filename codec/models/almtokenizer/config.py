@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from codec.base import SAMPLE_RATE
+from codec.models.base import SAMPLE_RATE
 from codec.schema import ConfigError, build_dataclass, config_section
 
 FRONTENDS: tuple[str, ...] = ("encodec",)

@@ -1,13 +1,13 @@
-"""Train ALMTokenizer (or the EnCodec baseline) with one loop: `python -m codec.train`.
+"""Train ALMTokenizer (or the EnCodec baseline) with one loop: `python -m codec.training`.
 
-    python -m codec.train --config config.yaml [--resume] [key=value ...]
-    torchrun --nproc_per_node=2 -m codec.train --config config.yaml
+    python -m codec.training --config config.yaml [--resume] [key=value ...]
+    torchrun --nproc_per_node=2 -m codec.training --config config.yaml
 
 Each step draws a window size w (same on every rank, a function of seed and step), runs the
 codec's training forward (`TrainOutput`), adds the weighted losses (`training.lambdas`; a lambda
 of 0 skips that loss), updates the discriminators every `discriminator_train_freq` steps from
 `disc_start_step` on, and periodically evaluates, logs to TensorBoard and checkpoints
-(`checkpoint_dir/latest`, `best`, `final`). See `codec.config` for every key.
+(`checkpoint_dir/latest`, `best`, `final`). See `codec.training.config` for every key.
 
 Exit status: 0 done; 2 a bad config or checkpoint; 1 an I/O error such as a full disk (one
 `error:` line naming the folder; the previous checkpoint stays intact); 130 interrupted.
@@ -35,13 +35,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from codec import losses as L
-from codec.base import TrainOutput
 from codec.checkpoint import CheckpointError, load_state_strict, read_config, read_weights
-from codec.config import LOSS_KEYS, ConfigError, TrainConfig, load_config
-from codec.discriminators import MultiMelDiscriminator
+from codec.models.base import TrainOutput
 from codec.training import distributed as D
+from codec.training import losses as L
+from codec.training.config import LOSS_KEYS, ConfigError, TrainConfig, load_config
 from codec.training.data import build_loaders
+from codec.training.discriminators import MultiMelDiscriminator
 from codec.training.evaluation import evaluate
 from codec.training.logger import TrainLogger
 from codec.training.model_setup import (
@@ -63,7 +63,7 @@ from codec.training.state import (
     set_rng_state,
 )
 
-log = logging.getLogger("codec.train")
+log = logging.getLogger("codec.training.loop")
 StepHook = Callable[[int, dict[str, float]], None]
 
 
@@ -109,9 +109,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, command: str | None = None) -> None:
         self.cfg, self.t = cfg, cfg.training
-        # "python -m codec.train ...": argv[0] is this file's absolute path, a machine path
+        # "python -m codec.training ...": argv[0] is this file's absolute path, a machine path
         # that must not end up in a checkpoint's meta
-        self.command = command or " ".join(["python -m codec.train", *sys.argv[1:]])
+        self.command = command or " ".join(["python -m codec.training", *sys.argv[1:]])
         if self.t.threads is not None:
             torch.set_num_threads(self.t.threads)
         self.dist = D.setup(self.t.device)
@@ -562,7 +562,7 @@ def train(
     command: str | None = None,
     on_step: StepHook | None = None,
 ) -> TrainResult:
-    """Run a whole training (the programmatic form of `python -m codec.train`)."""
+    """Run a whole training (the programmatic form of `python -m codec.training`)."""
     trainer = Trainer(cfg, resume=resume, command=command)
     try:
         return trainer.run(on_step=on_step)
@@ -572,7 +572,7 @@ def train(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m codec.train",
+        prog="python -m codec.training",
         description="Train ALMTokenizer (or the EnCodec baseline, model.type=encodec).",
     )
     p.add_argument("--config", default="config.yaml", help="YAML config (default: config.yaml)")

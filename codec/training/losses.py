@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from codec.discriminators import DiscriminatorOutput
 from codec.metrics import log_mel
+from codec.training.discriminators import DiscriminatorOutput
 
 ADV_KINDS = ("hinge", "lsgan")
 

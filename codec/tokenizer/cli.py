@@ -1,11 +1,11 @@
 """Tokenize a dataset into code shards, decode shards back to audio, report codebook usage.
 
-    python -m codec.tokenize encode --checkpoint DIR --window 3 --input data/demo --out codes/
-    python -m codec.tokenize encode --codec encodec --bandwidth 1.5 --encodec-weights FILE \\
+    python -m codec.tokenizer encode --checkpoint DIR --window 3 --input data/demo --out codes/
+    python -m codec.tokenizer encode --codec encodec --bandwidth 1.5 --encodec-weights FILE \\
         --input FOLDER --dataset folder --out codes_encodec/
-    torchrun --nproc-per-node 4 -m codec.tokenize encode ...      (each rank: its own shards)
-    python -m codec.tokenize decode --shards codes/ --out wavs/
-    python -m codec.tokenize stats --shards codes/ [--json]
+    torchrun --nproc-per-node 4 -m codec.tokenizer encode ...      (each rank: its own shards)
+    python -m codec.tokenizer decode --shards codes/ --out wavs/
+    python -m codec.tokenizer stats --shards codes/ [--json]
 
 A rerun of `encode` into the same --out resumes: finished shards are skipped.
 """
@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 
 from codec.audio import AudioError
-from codec.base import Codec
-from codec.checkpoint import CheckpointError, load_codec, read_config
-from codec.registry import BACKENDS, family, get_backend
+from codec.checkpoint import CheckpointError, read_config
+from codec.models.base import Codec
+from codec.models.registry import BACKENDS, family, get_backend, load_codec
 from codec.tokenizer.inputs import DATASETS, list_inputs
 from codec.tokenizer.runner import decode_shards, encode_dataset
 from codec.tokenizer.shards import ShardError, iter_codes, read_index, read_manifest
 from codec.tokenizer.stats import CodebookCounter, format_stats
 
-log = logging.getLogger("codec.tokenize")
-CODECS = tuple(BACKENDS)  # codec/registry.py: a new backend is a new --codec choice
+log = logging.getLogger("codec.tokenizer.cli")
+CODECS = tuple(BACKENDS)  # codec/models/registry.py: a new backend is a new --codec choice
 
 
 class UsageError(ValueError):
@@ -41,7 +41,7 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m codec.tokenize",
+        prog="python -m codec.tokenizer",
         description="Dataset tokenization with ALMTokenizer or EnCodec checkpoints.",
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,7 +106,7 @@ def load_tokenizer_codec(
 ) -> Codec:
     """The codec to tokenize with: the official EnCodec file `encodec_weights`, else the
     checkpoint folder, else the first default weights of the backends of `name`'s family
-    (codec/registry.py; for "encodec": the official file in the torch hub cache, then our
+    (codec/models/registry.py; for "encodec": the official file in the torch hub cache, then our
     bundled checkpoint). A bandwidth-setting codec is set to `bandwidth` kbps."""
     if encodec_weights is not None:
         model = get_backend("encodec_official").load(Path(encodec_weights))

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.almtokenizer.interleave import retrieve_frames
-from codec.almtokenizer.transformer import Transformer
+from codec.models.almtokenizer.interleave import retrieve_frames
+from codec.models.almtokenizer.transformer import Transformer
 
 
 def random_frame_mask(

@@ -8,9 +8,9 @@ weights; the source checkpoint is only read when a model is set up for training.
 
 Weights (`BaseArgs.frontend_checkpoint`, read by `load_frontend_checkpoint`):
   * one of our EnCodec checkpoint folders (safetensors + config.json, e.g.
-    `checkpoints/encodec_demo`), read by `codec.checkpoint.load_codec`;
+    `checkpoints/encodec_demo`), read by `codec.checkpoint.load_checkpoint`;
   * the official `encodec_24khz-d7cc33bc.th`, or "official" for that file in the torch hub
-    cache; read by the hash-checked `codec.encodec.load_official`.
+    cache; read by the hash-checked `codec.models.encodec.load_official`.
 `resolve_frontend_args` copies the source's architecture into the config first, so the two
 cannot disagree.
 
@@ -32,14 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.almtokenizer.config import BaseArgs
-from codec.base import SAMPLE_RATE, fit_length
-from codec.seanet import build_seanet
+from codec.models.almtokenizer.config import BaseArgs
+from codec.models.base import SAMPLE_RATE, fit_length
+from codec.models.seanet import build_seanet
 
 log = logging.getLogger(__name__)
 
 OFFICIAL = "official"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 # EnCodecConfig field -> BaseArgs field
 ARCH_FIELDS = {
     "n_filters": "encodec_n_filters",
@@ -129,7 +129,7 @@ class EncodecFrontend(nn.Module):
 
 def official_path(source: str) -> Path | None:
     """The official weights file for `source` ("official" or a `.th` path), else None."""
-    from codec.encodec import official_weight_candidates
+    from codec.models.encodec import official_weight_candidates
 
     if source == OFFICIAL:
         found = [p for p in official_weight_candidates() if p.is_file()]
@@ -152,7 +152,7 @@ def source_architecture(source: str) -> dict[str, Any]:
         FileNotFoundError: the folder or file does not exist (named).
         ValueError: the folder holds no EnCodec checkpoint.
     """
-    from codec.encodec import EnCodecConfig
+    from codec.models.encodec import EnCodecConfig
 
     official = official_path(source)
     if official is not None:
@@ -204,8 +204,8 @@ def load_frontend_checkpoint(frontend: EncodecFrontend, source: str) -> str:
         FileNotFoundError, ValueError, codec.checkpoint.CheckpointError: missing, unreadable or
             mismatching weights, naming the path.
     """
-    from codec.checkpoint import load_codec
-    from codec.encodec import EnCodecCodec, load_official
+    from codec.checkpoint import load_checkpoint
+    from codec.models.encodec import EnCodecCodec, load_official
 
     official = official_path(source)
     if official is not None:
@@ -218,9 +218,7 @@ def load_frontend_checkpoint(frontend: EncodecFrontend, source: str) -> str:
         where = f"official:{official}"
     else:
         folder = source_path(source)
-        codec = load_codec(folder)
-        if not isinstance(codec, EnCodecCodec):
-            raise ValueError(f"base_args.frontend_checkpoint: {folder} is not an EnCodec model")
+        codec = load_checkpoint(EnCodecCodec, folder)
         where = f"checkpoint:{folder} (hash {codec.checkpoint_hash})"
     frontend.load_from_encodec(codec, where)
     log.info("front end: frozen EnCodec autoencoder from %s", where)

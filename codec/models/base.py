@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import nn
 
+from codec.checkpoint import load_checkpoint, save_codec
 from codec.schema import ConfigError
 
 SAMPLE_RATE = 24000
@@ -149,7 +150,7 @@ class Codec(nn.Module, ABC):
 
     Attributes:
         checkpoint_hash: content hash of the checkpoint a loader read (set by
-            `codec.checkpoint.load_codec` and the backends' loaders; absent on unsaved models).
+            `codec.models.registry.load_codec` and the backends' loaders; absent on unsaved models).
         weights_source: where the weights came from ("checkpoint:<path>", "official:<path>",
             "random-init (untrained)"), for pages and logs; absent when unknown.
     """
@@ -375,19 +376,14 @@ class Codec(nn.Module, ABC):
 
     def save_pretrained(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """Write `path/model.safetensors` + `path/config.json` atomically."""
-        from codec.checkpoint import save_codec
-
         return save_codec(self, path, meta=meta)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> Codec:
-        """Load a checkpoint folder written by `save_pretrained` (strict)."""
-        from codec.checkpoint import load_codec
-
-        model = load_codec(path)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        """Load a checkpoint folder written by `save_pretrained` of this class (strict);
+        `CheckpointError` when it holds another codec (`codec.models.registry.load_codec`
+        picks the class for any folder)."""
+        return load_checkpoint(cls, path)
 
 
 def fit_length(wav: torch.Tensor, num_samples: int | None) -> torch.Tensor:

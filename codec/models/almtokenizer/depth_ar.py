@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.almtokenizer.transformer import Transformer
+from codec.models.almtokenizer.transformer import Transformer
 
 
 class DepthAR(nn.Module):
