@@ -25,6 +25,9 @@ from codec.checkpoint import load_checkpoint, save_codec
 from codec.schema import ConfigError
 
 SAMPLE_RATE = 24000
+# 1: the autoencoder; 2: the bottleneck on the frozen encoder; 3: the decoder on the codec's
+# own tokens (encoder and quantizer frozen)
+STAGES = (1, 2, 3)
 WINDOWS: tuple[int, ...] = tuple(range(2, 11))  # the paper's window sizes w
 SettingKind = Literal["window", "bandwidth", "none"]
 
@@ -304,6 +307,17 @@ class Codec(nn.Module, ABC):
         lets them leave out training-only branches whose loss has weight 0."""
         return cls.from_config(config)
 
+    @classmethod
+    def decoder_stage_args(
+        cls, saved: dict[str, Any], base_args: dict[str, Any], mae_args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The `from_config` dict of the decoder stage (3): the trained model's config
+        (`saved`, its config.json `model`) with the training config's `base_args` merged over
+        it (default: a flat config; `mae_args` must be empty)."""
+        if mae_args:
+            raise ConfigError(f"mae_args: must be empty for model.type {cls.name}")
+        return {**saved, **base_args}
+
     def training_windows(self) -> tuple[int, int] | None:
         """(low, high): the range a training batch draws its window from; None for a codec
         without a window."""
@@ -312,12 +326,34 @@ class Codec(nn.Module, ABC):
     def trainable_parameters(self, stage: int) -> list[nn.Parameter]:
         """Freeze what `stage` does not train and return the parameters it optimises.
 
+        Stage 3 (the decoder stage) trains `decoder_parameters()` alone: the encoder and the
+        quantizer stay frozen, so every code the codec ever wrote stays valid.
+
         Raises:
             ConfigError: the codec does not train in `stage` (the message says why).
         """
-        if stage not in (1, 2):
-            raise ConfigError(f"stage must be 1 or 2, got {stage}")
+        if stage not in STAGES:
+            raise ConfigError(f"stage must be one of {STAGES}, got {stage}")
+        if stage == 3:
+            params = self.decoder_parameters()
+            self.requires_grad_(False)
+            for p in params:
+                p.requires_grad_(True)
+            return params
         return [p for p in self.parameters() if p.requires_grad]
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Everything after the quantizer (what stage 3 trains on the codec's own tokens).
+
+        Raises:
+            ConfigError: the codec has no decoder stage.
+        """
+        raise ConfigError(f"{self.name} has no decoder stage (stage 3)")
+
+    def cached_frontend(self, stage: int) -> FrameFrontend | None:
+        """The frozen part before the quantizer whose frames a latent cache may hold in
+        `stage` (None: nothing is cached). Default: the frame front end in stages 2 and 3."""
+        return self.frame_frontend() if stage in (2, 3) else None
 
     def stage1_state_keys(self) -> list[str]:
         """State-dict keys that stage 2 takes over from a stage-1 checkpoint (default: all)."""

@@ -29,7 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from codec.checkpoint import CheckpointError, load_checkpoint, load_state_strict
-from codec.models.base import SAMPLE_RATE, Codec, CodecSetting, Encoded, TrainOutput, fit_length
+from codec.models.base import (
+    SAMPLE_RATE,
+    Codec,
+    CodecSetting,
+    Encoded,
+    FrameFrontend,
+    TrainOutput,
+    fit_length,
+)
 from codec.models.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
 from codec.models.seanet import build_seanet
 from codec.schema import ConfigError, build_dataclass
@@ -319,7 +327,13 @@ class EnCodecCodec(Codec):
             return self.quantizer.vq.decode(codes.long().transpose(0, 1))
 
     # --- training ----------------------------------------------------------------------------
-    def forward(self, wav: torch.Tensor, window: int | None = None, stage: int = 2) -> TrainOutput:
+    def forward(
+        self,
+        wav: torch.Tensor,
+        window: int | None = None,
+        stage: int = 2,
+        frames: torch.Tensor | None = None,
+    ) -> TrainOutput:
         """Training pass: `wav` `[B, 1, N]` -> `TrainOutput(recon [B, 1, N], losses, codes)`.
 
         Stage 1 is a plain autoencoder (no quantizer, codes None); stage 2 quantizes with n
@@ -327,10 +341,15 @@ class EnCodecCodec(Codec):
         fixed-seed stream (the same on every rank), in eval mode it follows `bandwidth`. In
         training mode the RVQ k-means-initialises lazily on its first batch and then follows
         its EMA updates (under DDP keep broadcast_buffers on). losses hold "loss/commit".
+        Stage 3 (the decoder stage) draws n the same way but keeps the encoder and the RVQ
+        frozen (nearest codewords, no EMA update); `frames`: the encoder's latents `[B, D, T]`
+        of `wav` from a latent cache, used instead of running the encoder.
         """
-        if stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        if stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
         _check_wav(wav)
+        if stage == 3:
+            return self._decoder_stage(wav, frames)
         latents = self.encoder(self._pad_to_hop(wav))
         if stage == 1:
             recon = fit_length(self.decoder(latents), wav.shape[-1])
@@ -356,6 +375,26 @@ class EnCodecCodec(Codec):
             stats[f"stats/codebook_usage_{i}"] = used / self.codebook_size
         return TrainOutput(recon, {"loss/commit": commit}, codes, stats)
 
+    def _decoder_stage(self, wav: torch.Tensor, frames: torch.Tensor | None) -> TrainOutput:
+        """Stage 3: frozen encoder (or cached `frames`) and RVQ at a bandwidth drawn per
+        batch; only the decoder sees gradients."""
+        bw = self._bandwidth_rng.choice(self.config.train_bandwidths) if self.training else None
+        n = self.config.codebooks_for(self.bandwidth if bw is None else bw)
+        with torch.no_grad():
+            latents = self.encoder(self._pad_to_hop(wav)) if frames is None else frames
+            codes, quantized = self._quantize_eval(latents, n)
+        recon = fit_length(self.decoder(quantized), wav.shape[-1])
+        stats = {"stats/bandwidth": n * self.config.frame_rate * math.log2(self.config.bins) / 1e3}
+        return TrainOutput(recon, {}, codes, {**stats, "stats/n_q": float(n)})
+
+    def decoder_parameters(self) -> list[torch.nn.Parameter]:
+        """Stage 3 trains the decoder alone (everything after the RVQ)."""
+        return list(self.decoder.parameters())
+
+    def cached_frontend(self, stage: int) -> FrameFrontend | None:
+        """In stage 3 the encoder is frozen: a latent cache may hold its output."""
+        return _FrozenEncoder(self) if stage == 3 else None
+
     # --- serialisation -----------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
@@ -375,6 +414,26 @@ class EnCodecCodec(Codec):
     def from_config(cls, config: dict[str, Any]) -> EnCodecCodec:
         """A randomly initialised model (He-normal convs, zero biases, lazy k-means RVQ)."""
         return cls(EnCodecConfig.from_dict(config))
+
+
+class _FrozenEncoder:
+    """EnCodec's encoder seen as a frozen front end (`FrameFrontend`) for the decoder stage's
+    latent cache: frames are the continuous latents `[B, D, T]` before the RVQ."""
+
+    def __init__(self, codec: EnCodecCodec) -> None:
+        self.codec = codec
+        self.hop_length = codec.hop_length
+
+    @torch.no_grad()
+    def patchify(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.codec.encoder(self.codec._pad_to_hop(wav))
+
+    def weights_hash(self) -> str:
+        h = hashlib.sha256()
+        for name, t in sorted(self.codec.encoder.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
 
 def _check_wav(wav: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
+from codec.models.base import STAGES
 from codec.schema import ConfigError, build_dataclass, config_section
 
 __all__ = [
@@ -273,7 +274,12 @@ class TrainingConfig:
     lambdas: LambdasConfig = field(default_factory=LambdasConfig)
 
     def validate(self) -> None:
-        _require(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage}")
+        _require(self.stage in STAGES, "stage", f"must be one of {STAGES}, got {self.stage}")
+        _require(
+            self.stage != 3 or self.start_checkpoint is not None,
+            "start_checkpoint",
+            "stage 3 (the decoder stage) starts from a trained codec: give its checkpoint folder",
+        )
         for name in ("num_epochs", "discriminator_train_freq", "checkpoint_freq", "eval_freq",
                      "log_freq", "max_steps", "max_minutes", "threads", "latent_cache_crops",
                      "lr_generator", "lr_discriminator"):  # fmt: skip

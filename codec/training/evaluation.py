@@ -36,25 +36,36 @@ class EvalResult:
     examples: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
-def eval_windows(model: Codec, stage: int, windows: list[int]) -> list[int | None]:
-    """The windows to evaluate: the configured list in stage 2 of a codec whose setting is a
-    window (ALMTokenizer); none for stage 1 (the autoencoder has no window) and for codecs
-    without a window (EnCodec)."""
-    if model.setting().kind != "window" or stage == 1:
+def eval_windows(model: Codec, stage: int, windows: list[int]) -> list[float | None]:
+    """The settings to evaluate: the configured windows in stages 2 and 3 of a codec whose
+    setting is a window (ALMTokenizer); every bandwidth in the decoder stage (3) of a codec
+    whose setting is a bandwidth (EnCodec); else only the codec's current setting (None)."""
+    setting = model.setting()
+    if stage == 1:
         return [None]
-    return list(windows)
+    if setting.kind == "window":
+        return list(windows)
+    if setting.kind == "bandwidth" and stage == 3:
+        return list(setting.choices)
+    return [None]
 
 
-def _tag(window: int | None) -> str:
-    return "recon" if window is None else f"w{window}"
+def _tag(setting: float | None, kind: str = "window") -> str:
+    if setting is None:
+        return "recon"
+    return f"w{setting}" if kind == "window" else f"{setting:g}kbps"
 
 
 @torch.no_grad()
-def reconstruct(model: Codec, wav: torch.Tensor, window: int | None, stage: int) -> torch.Tensor:
-    """The evaluated reconstruction `[B, 1, N]` of `wav` `[B, 1, N]`."""
+def reconstruct(model: Codec, wav: torch.Tensor, setting: float | None, stage: int) -> torch.Tensor:
+    """The evaluated reconstruction `[B, 1, N]` of `wav` `[B, 1, N]` at a window or bandwidth
+    (`setting`; None: the codec's current one)."""
     if stage == 1:
-        return model(wav, window=window, stage=1).recon
-    return model.reconstruct(wav, window)
+        return model(wav, window=None, stage=1).recon
+    if setting is None or model.setting().kind == "window":
+        return model.reconstruct(wav, None if setting is None else int(setting))
+    with model.use_setting(setting) as window:
+        return model.reconstruct(wav, window)
 
 
 @torch.no_grad()
@@ -75,6 +86,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     wins = eval_windows(model, stage, windows)
+    kind = model.setting().kind
     sums = {w: {"mel": 0.0, "sdr": 0.0, "pitch": 0.0, "latent": 0.0} for w in wins}
     with_frames = False  # set once the codec reports a frame error (Codec.relative_frame_error)
     clips = pitched = 0
@@ -107,14 +119,14 @@ def evaluate(
                         for j in range(b)
                         if has_pitch[j]
                     )
-                    err = model.relative_frame_error(wav, w) if stage == 2 else None
+                    err = model.relative_frame_error(wav, w) if stage in (2, 3) else None
                     if err is not None:
                         sums[w]["latent"] += float(err.sum())
                         with_frames = True
                 clips += b
                 for j in range(min(b, audio_clips - len(examples))):
                     ex = {"original": wav[j, 0].float().cpu()}
-                    ex.update({_tag(w): r[j, 0].cpu() for w, r in recons.items()})
+                    ex.update({_tag(w, kind): r[j, 0].cpu() for w, r in recons.items()})
                     examples.append(ex)
     finally:
         model.train(was_training)
@@ -129,7 +141,7 @@ def evaluate(
     for short, name, count in keys:
         for w in wins:
             if len(wins) > 1:
-                scalars[f"eval/{name}_{_tag(w)}"] = sums[w][short] / count
+                scalars[f"eval/{name}_{_tag(w, kind)}"] = sums[w][short] / count
         scalars[f"eval/{name}"] = sum(s[short] for s in sums.values()) / (count * len(wins))
     scalars["eval/score"] = scalars["eval/mel_distance"] + (
         1.0 - scalars["eval/pitch_kept"] if pitched else 0.0

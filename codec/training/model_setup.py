@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from codec.checkpoint import CheckpointError
+from codec.checkpoint import CheckpointError, read_config
 from codec.models.base import SAMPLE_RATE, Codec
 from codec.models.registry import codec_class, load_codec
 from codec.schema import config_section
@@ -44,6 +45,8 @@ def build_model(cfg: TrainConfig) -> Codec:
     ALMTokenizer gets its frozen autoencoder from `model.base_args.frontend_checkpoint`);
     errors name the config key."""
     args = resolve_model_args(cfg.model)
+    if cfg.training.stage == 3:
+        args = decoder_stage_args(cfg)
     lam = cfg.training.lambdas
     zero_weight = frozenset(k for k in LOSS_KEYS if getattr(lam, k) == 0)
     try:
@@ -53,6 +56,24 @@ def build_model(cfg: TrainConfig) -> Codec:
         raise
     except (TypeError, ValueError, KeyError) as e:
         raise ConfigError(f"model.base_args: {e}") from e
+
+
+def decoder_stage_args(cfg: TrainConfig) -> dict[str, Any]:
+    """Stage 3 trains the decoder of a trained codec: the architecture is the one recorded in
+    `training.start_checkpoint` (its weights are loaded after), with `model.base_args` /
+    `model.mae_args` merged over it (`Codec.decoder_stage_args`)."""
+    key = "training.start_checkpoint"
+    try:
+        saved = read_config(cfg.training.start_checkpoint)
+    except CheckpointError as e:
+        raise ConfigError(f"{key}: {e}") from e
+    if saved["codec"] != cfg.model.type:
+        raise ConfigError(
+            f"{key}: holds a {saved['codec']!r} model, not model.type {cfg.model.type!r}"
+        )
+    cls = codec_class(cfg.model.type)
+    with config_section("model"):
+        return cls.decoder_stage_args(saved["model"], cfg.model.base_args, cfg.model.mae_args)
 
 
 def load_frontend(model: Codec, folder: str | Path) -> int:
@@ -124,12 +145,13 @@ def prepare_stage2(
     Statistics are set only when the model has none yet, so a resumed run keeps those in its
     checkpoint. Without a cache they come from `STATS_BATCHES` batches of training crops.
     """
-    frontend = model.frame_frontend()
-    if frontend is None or cfg.training.stage != 2:
+    frontend = model.cached_frontend(cfg.training.stage)
+    if frontend is None:
         return loaders
     t, dl = cfg.training, cfg.dataloader
     if t.latent_cache is None:
-        if model.needs_frame_statistics():
+        # stage 3 starts from a trained codec: its checkpoint brings the statistics
+        if model.needs_frame_statistics() and t.stage != 3:
             frames = []
             for i, wav in enumerate(loaders.epoch_loader(0)):
                 if i >= STATS_BATCHES:

@@ -99,10 +99,11 @@ class EncodecFrontend(nn.Module):
         return fit_length(self.decoder(e), num_samples)
 
     def weights_hash(self) -> str:
-        """16 hex digits of sha256 over the encoder/decoder tensors: the key of latent caches,
-        whatever file the weights came from."""
+        """16 hex digits of sha256 over the encoder's tensors (what the frames depend on): the
+        key of latent caches, whatever file the weights came from, and unchanged when the
+        decoder stage trains the decoder."""
         h = hashlib.sha256()
-        for name, t in sorted(self.state_dict().items()):
+        for name, t in sorted(self.encoder.state_dict().items()):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]

@@ -257,8 +257,8 @@ class ALMTokenizer(Codec):
             with torch.no_grad():
                 recon = self.frontend.unpatchify(self.frontend.patchify(wav), n)
             return TrainOutput(recon=recon, losses={}, codes=None, stats={})
-        if stage != 2:
-            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        if stage not in (2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
         w, d = self._window(window), self.config.base_args.patch_dim
         if frames is None:
             frames = self.patchify(wav, w)
@@ -272,6 +272,8 @@ class ALMTokenizer(Codec):
             self.standardizer.fit(frames)
         z = self.standardizer(frames)
         T = z.shape[-1]
+        if stage == 3:
+            return self._decoder_stage(z, w, n)
         _, h = self.encode_frames(z, w)
         q = self.quantizer(h)
         z_hat = self.decode_frames(q.quantized, w)[..., :T]  # (B, d, T)
@@ -293,6 +295,23 @@ class ALMTokenizer(Codec):
             (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)
         )
         return TrainOutput(recon=recon, losses=losses, codes=q.codes, stats=stats)
+
+    def _decoder_stage(self, z: torch.Tensor, window: int, num_samples: int) -> TrainOutput:
+        """Stage 3: standardised frames `z` `[B, d, T]` -> frozen encoder and RVQ (no EMA
+        update, no gradient) -> the trainable mask-token decoder and acoustic decoder."""
+        with torch.no_grad():
+            _, h = self.encode_frames(z, window)
+            codes = self.quantizer.encode(h)
+            tokens = self.quantizer.decode(codes)
+        z_hat = self.decode_frames(tokens, window)[..., : z.shape[-1]]
+        recon = self.unpatchify(z_hat, num_samples)
+        rel = (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)
+        return TrainOutput(
+            recon=recon,
+            losses={"loss/latent": nn.functional.mse_loss(z_hat, z)},  # auxiliary (its lambda)
+            codes=codes,
+            stats={"stats/latent_rel": float(rel)},
+        )
 
     # --- training hooks (Codec) ----------------------------------------------------------------
     @classmethod
@@ -321,6 +340,19 @@ class ALMTokenizer(Codec):
                 "base_args.frontend_checkpoint: stage 2 needs the frozen autoencoder: an "
                 "EnCodec checkpoint folder (or training.stage1_checkpoint)"
             )
+
+    @classmethod
+    def decoder_stage_args(
+        cls, saved: dict[str, Any], base_args: dict[str, Any], mae_args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The trained model's config with `base_args` / `mae_args` merged over its two
+        sections; the front end comes with the start checkpoint's weights, so
+        `frontend_checkpoint` is cleared (unless `base_args` sets it)."""
+        out = copy.deepcopy(saved)
+        out["base_args"]["frontend_checkpoint"] = None
+        out["base_args"].update(base_args)
+        out["mae_args"].update(mae_args)
+        return ALMConfig.from_dict(out).to_dict()
 
     @classmethod
     def for_training(
@@ -367,9 +399,21 @@ class ALMTokenizer(Codec):
                 "model.base_args.frontend_checkpoint to it and run ALMTokenizer with "
                 "training.stage=2"
             )
+        if stage == 3:
+            return super().trainable_parameters(stage)
         super().trainable_parameters(stage)  # checks the stage
         self.freeze_frontend()
         return [p for p in self.backbone_parameters() if p.requires_grad]
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Stage 3: the mask tokens, the mask-token decoder, the frame projection and the
+        acoustic decoder (unpatchify): everything after the RVQ."""
+        return [
+            self.mask_token,
+            *self.decoder.parameters(),
+            *self.frame_out.parameters(),
+            *self.frontend.decoder.parameters(),
+        ]
 
     def stage1_state_keys(self) -> list[str]:
         """The front end's state."""

@@ -1,0 +1,110 @@
+"""The decoder stage (`training.stage: 3`): a trained codec's encoder and quantizer stay frozen,
+so its codes never change, while everything after the quantizer trains on its own tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from codec.models.registry import load_codec
+from codec.training.config import ConfigError
+from codec.training.evaluation import eval_windows
+from codec.training.loop import train
+from codec.training.model_setup import build_model, trainable_parameters
+from tests.fixtures import make_goodsounds
+from tests.train_configs import alm_stage2, tiny_config
+
+torch.set_num_threads(1)
+
+# the stage-3 run: a high learning rate so that one step visibly moves the decoder
+STAGE3 = ("training.stage=3", "training.max_steps=2", "training.lr_generator=1e-2")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny EnCodec (stage 2) and a tiny ALMTokenizer (stage 2 on its autoencoder)."""
+    tmp = tmp_path_factory.mktemp("stage3")
+    data = tmp / "good-sounds"
+    make_goodsounds(data, seconds=0.5)
+    ae = train(tiny_config(data, tmp / "ae", "training.max_steps=1")).final_dir
+    enc = train(
+        tiny_config(data, tmp / "enc", "training.stage=2", f"training.start_checkpoint={ae}")
+    ).final_dir
+    alm = train(tiny_config(data, tmp / "alm", *alm_stage2(ae))).final_dir
+    return {"data": data, "encodec": enc, "almtokenizer": alm}
+
+
+def _stage3(trained: dict[str, Path], name: str, out: Path, *extra: str):
+    start = trained[name]
+    # stage 3 takes the architecture from the start checkpoint: no base_args needed
+    return tiny_config(
+        trained["data"], out, f"model.type={name}", "model.base_args={}", "model.preset=null",
+        f"training.start_checkpoint={start}", *STAGE3, *extra,
+    )  # fmt: skip
+
+
+def _codes(path: Path, wav: torch.Tensor) -> torch.Tensor:
+    model = load_codec(path)
+    window = 4 if model.setting().kind == "window" else None
+    return model.encode(wav, window).codes
+
+
+@pytest.mark.parametrize("name", ["encodec", "almtokenizer"])
+def test_decoder_stage_trains_after_the_quantizer_and_keeps_every_code(
+    trained: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    cfg = _stage3(trained, name, tmp_path)
+    model = build_model(cfg)
+    trained_names = {n for n, p in model.named_parameters() if p.requires_grad}
+    params = trainable_parameters(model, cfg)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert len(params) == len(names) > 0
+    if name == "encodec":
+        assert all(n.startswith("decoder.") for n in names)
+    else:
+        roots = {n.split(".")[0] for n in names}
+        assert roots == {"mask_token", "decoder", "frame_out", "frontend"}
+        assert all(n.startswith("frontend.decoder.") for n in names if n.startswith("frontend"))
+    assert names != trained_names  # the encoder side was trainable before the stage froze it
+
+    before = load_codec(trained[name]).state_dict()
+    wav = torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(0)) * 0.1
+    final = train(cfg).final_dir
+    after = load_codec(final).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed, "nothing trained"
+    assert all(any(k.startswith(n.rsplit(".", 1)[0]) for n in names) for k in changed), changed
+    assert torch.equal(_codes(trained[name], wav), _codes(final, wav))
+
+
+def test_decoder_stage_needs_a_trained_codec(trained: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"training\.start_checkpoint: stage 3"):
+        tiny_config(trained["data"], tmp_path, "training.stage=3")
+    cfg = _stage3(trained, "almtokenizer", tmp_path)
+    cfg.training.start_checkpoint = str(trained["encodec"])
+    with pytest.raises(ConfigError, match=r"holds a 'encodec' model, not model.type"):
+        build_model(cfg)
+
+
+def test_decoder_stage_builds_the_start_checkpoints_architecture(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """The YAML's model section may be a different preset: stage 3 rebuilds what the start
+    checkpoint holds, with model.base_args merged over it."""
+    cfg = _stage3(trained, "almtokenizer", tmp_path, "model.preset=paper")
+    saved = load_codec(trained["almtokenizer"])
+    model = build_model(cfg)
+    assert model.config_dict() == {
+        **saved.config_dict(),
+        "base_args": {**saved.config_dict()["base_args"], "frontend_checkpoint": None},
+    }
+
+
+def test_decoder_stage_scores_encodec_at_every_bandwidth(trained: dict[str, Path]) -> None:
+    enc = load_codec(trained["encodec"])
+    assert eval_windows(enc, 3, [3, 6]) == list(enc.setting().choices)
+    assert eval_windows(enc, 2, [3, 6]) == [None]
+    alm = load_codec(trained["almtokenizer"])
+    assert eval_windows(alm, 3, [3, 6]) == [3, 6]
