@@ -108,3 +108,29 @@ def test_decoder_stage_scores_encodec_at_every_bandwidth(trained: dict[str, Path
     assert eval_windows(enc, 2, [3, 6]) == [None]
     alm = load_codec(trained["almtokenizer"])
     assert eval_windows(alm, 3, [3, 6]) == [3, 6]
+
+
+def test_a_grown_mask_token_decoder_starts_as_the_trained_one(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """decoder_n_layers above the checkpoint's: the added blocks are identities, so the grown
+    model reconstructs exactly as the trained one before any step; more layers than it had are
+    the only mismatch tolerated."""
+    start = trained["almtokenizer"]
+    saved = load_codec(start)
+    n = saved.config.base_args.decoder_n_layers
+    cfg = _stage3(
+        trained, "almtokenizer", tmp_path, f"model.base_args={{decoder_n_layers: {n + 2}}}"
+    )
+    model = build_model(cfg).eval()
+    added = model.load_start_state(saved.state_dict(), str(start))
+    assert added and all(
+        k.startswith((f"decoder.blocks.{n}.", f"decoder.blocks.{n + 1}.")) for k in added
+    )
+    wav = torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(model.reconstruct(wav, 4), saved.reconstruct(wav, 4), atol=1e-5)
+    with pytest.raises(Exception, match="missing"):
+        saved.load_start_state(
+            {k: v for k, v in model.state_dict().items() if "frame_out" not in k}, "x"
+        )

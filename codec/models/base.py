@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import nn
 
-from codec.checkpoint import load_checkpoint, save_codec
+from codec.checkpoint import load_checkpoint, load_state_strict, save_codec
 from codec.schema import ConfigError
 
 SAMPLE_RATE = 24000
@@ -354,6 +354,13 @@ class Codec(nn.Module, ABC):
         """The frozen part before the quantizer whose frames a latent cache may hold in
         `stage` (None: nothing is cached). Default: the frame front end in stages 2 and 3."""
         return self.frame_frontend() if stage in (2, 3) else None
+
+    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
+        """Load the weights a training run starts from (`training.start_checkpoint`); returns
+        the names of tensors the file did not hold and this model initialised itself.
+        Default: strict, nothing initialised (CheckpointError naming `where` on a mismatch)."""
+        load_state_strict(self, state, where)
+        return []
 
     def stage1_state_keys(self) -> list[str]:
         """State-dict keys that stage 2 takes over from a stage-1 checkpoint (default: all)."""

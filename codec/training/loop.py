@@ -516,7 +516,10 @@ class Trainer:
             cfg = read_config(folder)
             if cfg["codec"] != self.model.name:
                 raise CheckpointError(f"{folder} holds a {cfg['codec']!r} model")
-            load_state_strict(self.model, read_weights(folder), str(folder))
+            added = self.model.load_start_state(read_weights(folder), str(folder))
+            if added:
+                log.info("%d tensors not in %s initialised by the model (e.g. %s)",
+                         len(added), folder, added[0])  # fmt: skip
             if not (folder / TRAIN_STATE_NAME).is_file():
                 log.info("initialised the model from %s (no training state: step 0)", folder)
                 return

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from codec.checkpoint import load_state_strict
 from codec.models.almtokenizer.config import ALMConfig
 from codec.models.almtokenizer.config import preset as _preset
 from codec.models.almtokenizer.depth_ar import DepthAR
@@ -414,6 +415,29 @@ class ALMTokenizer(Codec):
             *self.frame_out.parameters(),
             *self.frontend.decoder.parameters(),
         ]
+
+    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
+        """Strict, except for a mask-token decoder grown beyond the checkpoint's
+        (`base_args.decoder_n_layers`): its added blocks come after the trained ones with zero
+        output projections, so each is the identity and the grown model starts out as the
+        trained one (the decoder stage's larger-decoder runs). Returns the added tensors."""
+        prefix = "decoder.blocks."
+        saved = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
+        n_saved = max(saved) + 1 if saved else 0
+        own = self.state_dict()
+        added = [
+            k for k in own
+            if k.startswith(prefix) and int(k[len(prefix) :].split(".")[0]) >= n_saved
+            and k not in state
+        ]  # fmt: skip
+        load_state_strict(self, {**state, **{k: own[k] for k in added}}, where)
+        with torch.no_grad():
+            for i in range(n_saved, len(self.decoder.blocks)):
+                block = self.decoder.blocks[i]
+                block.attn.proj.weight.zero_()
+                block.mlp[-1].weight.zero_()
+                block.mlp[-1].bias.zero_()
+        return added
 
     def stage1_state_keys(self) -> list[str]:
         """The front end's state."""
