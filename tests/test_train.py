@@ -284,3 +284,16 @@ def test_stage2_latent_cache_built_once_and_used(stage1, data, tmp_path, monkeyp
     torch.testing.assert_close(trainer.model.standardizer.mean, mean)
     batch = next(iter(trainer.loaders.epoch_loader(0)))
     assert isinstance(batch, list | tuple) and batch[1].shape[1:] == (16, 30)  # 0.4 s at 75 Hz
+
+
+def test_discriminator_warms_up_alone_before_the_adversarial_terms(data, tmp_path):
+    """training.disc_warmup_steps: the discriminator steps (and reports its margin) from the
+    first step; the generator's adv / feat terms join only after the warm-up."""
+    cfg = tiny_config(data, tmp_path, "training.max_steps=4", "training.disc_warmup_steps=2")
+    per_step: dict[int, set[str]] = {}
+    train(cfg, on_step=lambda step, s: per_step.setdefault(step, set(s)))
+    for step in (1, 2):  # on_step counts from 1: steps 0 and 1 are the warm-up
+        assert {"loss/disc", "stats/disc_margin"} <= per_step[step]
+        assert not {"loss/adv", "loss/feat"} & per_step[step]
+    for step in (3, 4):
+        assert {"loss/disc", "loss/adv", "loss/feat"} <= per_step[step]

@@ -240,6 +240,11 @@ class TrainingConfig:
     max_minutes: float | None = None
     discriminator_train_freq: int = 1
     disc_start_step: int = 0
+    # The discriminator trains alone for this many steps after disc_start_step before the
+    # generator's adversarial terms join: under the balancer, a discriminator that has not
+    # learnt yet gives near-zero gradients that the balancer scales up to their full share
+    # (measured: mel distance rose while loss/disc stayed at 2.000).
+    disc_warmup_steps: int = 0
     checkpoint_freq: int = 1000
     eval_freq: int = 1000
     log_freq: int = 10
@@ -285,7 +290,13 @@ class TrainingConfig:
                      "lr_generator", "lr_discriminator"):  # fmt: skip
             v = getattr(self, name)
             _require(v is None or v > 0, name, f"must be positive, got {v}")
-        for name in ("disc_start_step", "weight_decay", "warmup_steps", "audio_clips"):
+        for name in (
+            "disc_start_step",
+            "disc_warmup_steps",
+            "weight_decay",
+            "warmup_steps",
+            "audio_clips",
+        ):
             _require(getattr(self, name) >= 0, name, "must be >= 0")
         _require(len(self.betas) == 2, "betas", f"needs 2 entries, got {len(self.betas)}")
         _require(all(0 <= b < 1 for b in self.betas), "betas", "entries must be in [0, 1)")

@@ -170,8 +170,14 @@ class Trainer:
         return self.t.lambdas
 
     def uses_disc(self, step: int) -> bool:
-        """Adversarial terms are on from `disc_start_step`, unless both their lambdas are 0."""
+        """The discriminator trains from `disc_start_step`, unless both adversarial lambdas
+        are 0."""
         return step >= self.t.disc_start_step and (self.lambdas.adv > 0 or self.lambdas.feat > 0)
+
+    def uses_adv(self, step: int) -> bool:
+        """The generator's adversarial terms are on `disc_warmup_steps` after the
+        discriminator started."""
+        return self.uses_disc(step) and step >= self.t.disc_start_step + self.t.disc_warmup_steps
 
     def window(self, step: int) -> int | None:
         """w ~ U[window_min, window_max], a function of (seed, step): identical on every rank
@@ -207,9 +213,11 @@ class Trainer:
         if recon.shape != wav.shape:
             raise RuntimeError(f"model returned recon {tuple(recon.shape)} for {tuple(wav.shape)}")
 
-        adversarial = self.uses_disc(step)
-        if adversarial and step % self.t.discriminator_train_freq == 0:
-            out_scalars["loss/disc"] = self._disc_step(wav, recon.detach())
+        if self.uses_disc(step) and step % self.t.discriminator_train_freq == 0:
+            out_scalars["loss/disc"], out_scalars["stats/disc_margin"] = self._disc_step(
+                wav, recon.detach()
+            )
+        adversarial = self.uses_adv(step)
 
         losses: dict[str, torch.Tensor] = {}
         if lam.time > 0:
@@ -323,8 +331,10 @@ class Trainer:
                 norms["grad_norm/" + key.split("/", 1)[-1]] = float(grad.norm())
         return norms
 
-    def _disc_step(self, wav: torch.Tensor, fake: torch.Tensor) -> float:
-        """One discriminator update on real and generated audio (one forward for DDP)."""
+    def _disc_step(self, wav: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+        """One discriminator update on real and generated audio (one forward for DDP); returns
+        its loss and its margin (mean logit on real minus on generated audio, averaged over
+        the ensemble: 0 while it cannot tell them apart)."""
         with self.autocast():
             outs = self.ddp_disc(torch.cat([wav, fake], dim=0))
         b = wav.shape[0]
@@ -334,7 +344,8 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        return float(loss.detach())
+        margin = sum(float((r.logits.mean() - g.logits.mean()).detach()) for r, g in zip(real, gen))
+        return float(loss.detach()), margin / len(real)
 
     @staticmethod
     def _fmt(values: dict[str, Any]) -> str:
