@@ -223,7 +223,7 @@ def test_stage1_is_the_frozen_autoencoder_alone() -> None:
         ref = m.frontend.decoder(m.frontend.encoder(m.frontend.pad_to_hop(wav)))[..., :5000]
     assert torch.equal(out.recon, ref)
     with pytest.raises(ValueError, match="stage"):
-        m(wav, 2, stage=3)
+        m(wav, 2, stage=4)
 
 
 def test_training_step_reduces_loss() -> None:

@@ -106,7 +106,8 @@ def test_list_length_mismatch(tmp_path, demo_raw):
 def test_value_checks(tmp_path, demo_raw):
     cases = {
         "discriminator.win_lengths=[256, 2048, 1024]": "discriminator.win_lengths[1]",
-        "training.stage=3": "training.stage",
+        "training.stage=4": "training.stage",
+        "training.stage=3": "training.start_checkpoint",  # the decoder stage needs a codec
         "training.betas=[0.5]": "training.betas",
         "training.lambdas.mel=-1": "training.lambdas.mel",
         "training.device=tpu": "training.device",
@@ -176,7 +177,7 @@ def test_cli_reports_config_error(tmp_path, demo_raw):
     demo_raw["training"]["lambdas"]["mell"] = 1.0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "codec.training.loop", "--config", str(write(tmp_path, demo_raw))],
+        [sys.executable, "-m", "codec.training", "--config", str(write(tmp_path, demo_raw))],
         cwd=ROOT,
         capture_output=True,
         text=True,

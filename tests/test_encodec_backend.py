@@ -177,7 +177,7 @@ def test_training_forward() -> None:
     one = model(wav, stage=1)
     assert one.codes is None and one.recon.shape == wav.shape
     with pytest.raises(ValueError, match="stage"):
-        model(wav, stage=3)
+        model(wav, stage=4)
 
 
 def test_official_file_loads(official_file) -> None:

@@ -228,7 +228,7 @@ def test_missing_paths_named(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 def run_cli(config: Path | str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "codec.training.loop", "--config", str(config), *extra],
+        [sys.executable, "-m", "codec.training", "--config", str(config), *extra],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -273,10 +273,10 @@ def test_cli_exits_nonzero_with_a_readable_message(tmp_path: Path) -> None:
     """One subprocess per bad config; each exits 2 with `error: <key or file>: ...` on stderr,
     no traceback, and creates no output folders and no PWNED file."""
     cases = bad_files(tmp_path)
-    # every case in one interpreter start: a driver calls codec.training.loop.main per config
+    # every case in one interpreter start: a driver calls codec.training.cli.main per config
     driver = textwrap.dedent("""
         import contextlib, io, json, sys
-        from codec.training.loop import main
+        from codec.training.cli import main
         out = []
         for cfg, extra in json.loads(sys.argv[1]):
             err = io.StringIO()

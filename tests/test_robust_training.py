@@ -71,7 +71,7 @@ def write_config(tmp: Path, data: Path) -> Path:
     return p
 
 
-# Runs codec.training.loop.main with one fault injected at the 2nd checkpoint write (step 2).
+# Runs codec.training.cli.main with one fault injected at the 2nd checkpoint write (step 2).
 DRIVER = textwrap.dedent("""
     import errno, os, signal, sys
     from pathlib import Path
@@ -83,6 +83,7 @@ DRIVER = textwrap.dedent("""
         saves.append(1)
         return real_save(*a, **k)
     S.save_training_checkpoint = counting_save
+    import codec.training.cli
     import codec.training.loop
     codec.training.loop.save_training_checkpoint = counting_save
     def die():
@@ -113,7 +114,7 @@ DRIVER = textwrap.dedent("""
             if Path(path).name == "ckpt" and len(saves) == 2:
                 die()
         S._fsync_dir = fsync_dir
-    sys.exit(codec.training.loop.main(sys.argv[2:]))
+    sys.exit(codec.training.cli.main(sys.argv[2:]))
 """)
 
 

@@ -46,7 +46,7 @@ def test_ddp_two_processes_gloo_matches_one_process(data, tmp_path):
     cfg_path = write_config(tmp_path / "ddp.yaml", raw)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "codec.training.loop", "--config", str(cfg_path)],
+         "-m", "codec.training", "--config", str(cfg_path)],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -93,7 +93,7 @@ def test_sigkill_then_resume(data, tmp_path):
     raw = tiny_raw(data, tmp_path)
     raw["training"].update(max_steps=10_000, num_epochs=10_000, checkpoint_freq=1)
     cfg_path = write_config(tmp_path / "run.yaml", raw)
-    cmd = [sys.executable, "-m", "codec.training.loop", "--config", str(cfg_path)]
+    cmd = [sys.executable, "-m", "codec.training", "--config", str(cfg_path)]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -1,7 +1,8 @@
-"""`python -m codec.training --config config.yaml [key=value ...]`: train a codec (see `loop`)."""
+"""`python -m codec.training --config config.yaml [--resume] [key=value ...]`: train a codec
+(`codec.training.cli`)."""
 
 import sys
 
-from codec.training.loop import main
+from codec.training.cli import main
 
 sys.exit(main())

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from codec.models.base import STAGES
+from codec.models.trainable import STAGES
 from codec.schema import ConfigError, build_dataclass, config_section
 
 __all__ = [

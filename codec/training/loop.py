@@ -15,11 +15,9 @@ Exit status: 0 done; 2 a bad config or checkpoint; 1 an I/O error such as a full
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
-import os
 import platform
 import random
 import sys
@@ -36,10 +34,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from codec.checkpoint import CheckpointError, load_state_strict, read_config, read_weights
-from codec.models.base import TrainOutput
+from codec.models.trainable import TrainOutput
 from codec.training import distributed as D
 from codec.training import losses as L
-from codec.training.config import LOSS_KEYS, ConfigError, TrainConfig, load_config
+from codec.training.balancer import LossBalancer, output_grad_norms
+from codec.training.config import LOSS_KEYS, ConfigError, TrainConfig
 from codec.training.data import build_loaders
 from codec.training.discriminators import MultiMelDiscriminator
 from codec.training.evaluation import evaluate
@@ -148,7 +147,7 @@ class Trainer:
         self.loaders = prepare_stage2(self.model, cfg, self.loaders, self.dist)
 
         self.step, self.hours_before, self.best = 0, 0.0, math.inf
-        self._grad_ema: dict[str, float] = {}  # the loss balancer's running gradient norms
+        self.balancer = LossBalancer(self.t.balancer_decay)
         self._start_key = "training.start_checkpoint"
         start = self._start_folder(resume)
         if start is not None:
@@ -254,10 +253,10 @@ class Trainer:
         # real backward then all-reduces differently (measured: 2 ranks no longer match 1).
         log_norms = (step + 1) % self.t.log_freq == 0 and not self.dist.distributed
         if log_norms and recon.requires_grad and not self.t.balancer:
-            out_scalars.update(self._output_grad_norms(losses, recon))
+            out_scalars.update(output_grad_norms(losses, recon, lam.weight))
         self.opt_g.zero_grad(set_to_none=True)
         if self.t.balancer and recon.requires_grad:
-            out_scalars.update(self._balanced_backward(losses, recon))
+            out_scalars.update(self.balancer.backward(losses, recon, lam.weight))
         else:
             total.backward()
         self.disc.requires_grad_(True)
@@ -274,62 +273,6 @@ class Trainer:
         out_scalars["loss/total"] = float(total.detach())
         out_scalars.update(out.stats or {})
         return out_scalars
-
-    def _balanced_backward(
-        self, losses: dict[str, torch.Tensor], recon: torch.Tensor
-    ) -> dict[str, float]:
-        """Backward with EnCodec's loss balancer: each loss that depends on the reconstruction
-        contributes a gradient at `recon` `[B, 1, N]` of norm proportional to its lambda (its
-        raw gradient divided by an EMA of its norm), so no term dominates because of its
-        scale (waveform L1's output gradient is ~1/sqrt(B*N), a spectral loss's can be 1000x
-        that and swings with the loudness of the batch). Losses that do not reach `recon`
-        (commitment, MAE, AR) are added with their plain lambdas. Returns
-        `grad_norm/<loss>` (raw norms at the output)."""
-        combined = torch.zeros_like(recon)
-        rest: list[torch.Tensor] = []
-        norms: dict[str, float] = {}
-        recon_keys = [k for k, v in losses.items() if v.requires_grad]
-        total_lambda = sum(self.lambdas.weight(k) for k in recon_keys)
-        for key in recon_keys:
-            value = losses[key]
-            (grad,) = torch.autograd.grad(value, recon, retain_graph=True, allow_unused=True)
-            if grad is None:
-                rest.append(self.lambdas.weight(key) * value)
-                continue
-            name = key.split("/", 1)[-1]
-            norm = float(grad.norm())
-            norms["grad_norm/" + name] = norm
-            ema = self._grad_ema.get(name)
-            ema = (
-                norm
-                if ema is None
-                else self.t.balancer_decay * ema + (1 - self.t.balancer_decay) * norm
-            )
-            self._grad_ema[name] = ema
-            combined += (self.lambdas.weight(key) / total_lambda) * grad / max(ema, 1e-12)
-        tensors, grads = [recon], [combined]
-        if rest:
-            tensors.append(torch.stack(rest).sum())
-            grads.append(torch.ones((), device=recon.device))
-        torch.autograd.backward(tensors, grads)
-        return norms
-
-    def _output_grad_norms(
-        self, losses: dict[str, torch.Tensor], recon: torch.Tensor
-    ) -> dict[str, float]:
-        """`grad_norm/<loss>`: the norm of each weighted loss's gradient at the reconstruction
-        `[B, 1, N]`, so the balance between terms (waveform L1 vs spectral) is visible in the
-        logs. Losses that do not depend on the reconstruction (commitment, MAE) are left out."""
-        norms = {}
-        for key, value in losses.items():
-            if not value.requires_grad:
-                continue
-            (grad,) = torch.autograd.grad(
-                self.lambdas.weight(key) * value, recon, retain_graph=True, allow_unused=True
-            )
-            if grad is not None:
-                norms["grad_norm/" + key.split("/", 1)[-1]] = float(grad.norm())
-        return norms
 
     def _disc_step(self, wav: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
         """One discriminator update on real and generated audio (one forward for DDP); returns
@@ -499,7 +442,7 @@ class Trainer:
                 "scheduler_g": self.sched_g.state_dict(),
                 "scheduler_d": self.sched_d.state_dict(),
                 "rng": rngs,
-                "balancer": dict(self._grad_ema),
+                "balancer": dict(self.balancer.ema),
             }
             with _writing(folder):
                 save_training_checkpoint(folder, self.model, self.disc, state, self.meta())
@@ -551,7 +494,7 @@ class Trainer:
         self.step = int(state["step"])
         self.hours_before = float(state["hours"])
         self.best = float(state["best_mel_distance"])
-        self._grad_ema = {k: float(v) for k, v in state.get("balancer", {}).items()}
+        self.balancer.ema = {k: float(v) for k, v in state.get("balancer", {}).items()}
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             set_rng_state(rngs[self.dist.rank])
@@ -582,44 +525,3 @@ def train(
         return trainer.run(on_step=on_step)
     finally:
         D.cleanup()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m codec.training",
-        description="Train ALMTokenizer (or the EnCodec baseline, model.type=encodec).",
-    )
-    p.add_argument("--config", default="config.yaml", help="YAML config (default: config.yaml)")
-    p.add_argument(
-        "--resume", action="store_true", help="continue from checkpoint_dir/latest if present"
-    )
-    p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. training.stage=2")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
-    try:
-        cfg = load_config(args.config, args.overrides)
-        result = train(cfg, resume=args.resume)
-    except (ConfigError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # e.g. disk full while writing a checkpoint
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: {result.step} steps; final model in {result.final_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
