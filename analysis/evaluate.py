@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
 from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
 from analysis.probe import ProbeScores, probe_latents
+from analysis.records import EvalRow, EvaluationReport
 from codec.audio import load_audio
 from codec.metrics import estimate_f0, pitch_matches
 from codec.models.base import Codec
@@ -55,43 +56,6 @@ class Setting:
         if self.window is not None:
             return f"w={self.window}"
         return f"{self.bandwidth:g} kbps" if self.bandwidth is not None else "default"
-
-
-@dataclass
-class EvalRow:
-    """Mean scores of one codec setting over the held-out clips (NaN where undefined)."""
-
-    codec: str
-    setting: str
-    window: int | None
-    bandwidth_kbps: float | None
-    tokens_per_second: float
-    codes_per_second: float
-    bitrate: float
-    mel_distance: float
-    si_sdr: float
-    stoi: float
-    pesq: float
-    pitch_accuracy: float  # share of pitched note clips whose reconstruction keeps the pitch
-    n_clips: int
-    n_speech: int
-    recognised_as_source: float = math.nan  # share the audio judge names as the clip's class
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class EvaluationReport:
-    """Rows per codec setting, probe scores per codec and attribute, and the files written."""
-
-    rows: list[EvalRow]
-    probes: dict[str, dict[str, ProbeScores]]
-    heldout_sound_ids: list[int]
-    files: dict[str, Path] = field(default_factory=dict)
-    judge: dict[str, Any] = field(default_factory=dict)  # the judge's fitting figures
-    transfers: list[Any] = field(default_factory=list)  # judge_grid.GridSummary rows
-    transfer_rows: list[Any] = field(default_factory=list)  # judge_grid.TransferRow rows
 
 
 def settings_for(

@@ -11,10 +11,9 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from analysis.evaluate import EvalRow, EvaluationReport
+from analysis.records import EvalRow, EvaluationReport
 
 log = logging.getLogger(__name__)
 

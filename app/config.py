@@ -62,3 +62,11 @@ class AppConfig:
     warmup: bool = True
     codecs: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()
+
+    def backend_paths(self) -> dict[str, tuple[Path | None, bool]]:
+        """Registry backend name -> (the path its option gives, whether the user gave it)."""
+        return {
+            "almtokenizer": (self.alm_checkpoint, "alm_checkpoint" in self.explicit),
+            "encodec": (self.encodec_checkpoint, "encodec_checkpoint" in self.explicit),
+            "encodec_official": (self.encodec_weights, self.encodec_weights is not None),
+        }

@@ -51,7 +51,7 @@ from app.config import (  # noqa: F401 - re-exported for the tabs
 from codec.checkpoint import CheckpointError
 from codec.data.goodsounds import GOODSOUNDS_INSTRUMENTS, GoodSoundsItem
 from codec.models.base import Codec
-from codec.models.registry import RANDOM_INIT, get_backend, untrained
+from codec.models.registry import RANDOM_INIT, Backend, default_lineup, get_backend, untrained
 
 if TYPE_CHECKING:  # maps and probes import scikit-learn: loaded on first use, not at start-up
     from analysis.maps import LatentMap
@@ -473,53 +473,53 @@ def _load(name: str, path: Path, label: str | None = None) -> tuple[str, Codec, 
 
 
 def load_lineup(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
-    """The app's codecs, in this order:
+    """The app's codecs: every backend of the registry's default line-up
+    (`codec.models.registry.default_lineup`: ALMTokenizer, our EnCodec, the official EnCodec),
+    in registry order, then every `config.codecs` spec (`--codec NAME=PATH[@LABEL]`), strictly.
 
-    1. ALMTokenizer from `config.alm_checkpoint` (an untrained demo-preset model, with a
-       notice, when the default folder is missing);
-    2. our EnCodec from `config.encodec_checkpoint` (when missing: left out if the official
-       EnCodec is there, else an untrained random-init EnCodec with a notice);
-    3. the official EnCodec from `config.encodec_weights` (a notice when that file is missing)
-       or the torch hub cache;
-    4. every `config.codecs` spec (`--codec NAME=PATH[@LABEL]`), strictly.
-
-    Labels are made unique by numbering; EnCodecs start at their lowest bandwidth.
+    A backend's weights come from its option (`AppConfig.backend_paths`) or its default paths.
+    An explicit path that is missing is an error; a missing default one leaves the backend out
+    when another backend of its family is shown (our EnCodec next to the official one), else
+    its untrained model stands in, with a notice (its audio is noise). Labels are made unique
+    by numbering; EnCodecs start at their lowest bandwidth.
     """
-    found: list[tuple[str, Codec, str]] = []
-    path = Path(config.alm_checkpoint)
-    if path.exists() or "alm_checkpoint" in config.explicit:
-        found.append(_load("almtokenizer", path))
-    else:
-        found.append(_untrained("almtokenizer", notices,
-            f"ALMTokenizer checkpoint {path} not found: using an UNTRAINED random-init model "
-            "(demo preset), so its audio is noise. Train one (python -m codec.training) or pass "
-            "--alm-checkpoint."))  # fmt: skip
-    official = None
-    weights = config.encodec_weights
-    if weights is not None and Path(weights).is_file():
-        official = _load("encodec_official", Path(weights))
-    else:
-        if weights is not None:
-            notices.append(
-                f"EnCodec weights file {weights} not found: using the EnCodec checkpoint."
-            )
-        hub = get_backend("encodec_official").find_default()
-        official = _load("encodec_official", hub) if hub is not None else None
-    ckpt = Path(config.encodec_checkpoint)
-    if ckpt.exists() or "encodec_checkpoint" in config.explicit:
-        found.append(_load("encodec", ckpt))
-    elif official is None:
-        found.append(_untrained("encodec", notices,
-            f"EnCodec checkpoint {ckpt} not found and no official weights: using an UNTRAINED "
-            "random-init EnCodec, so its audio is noise. Pass --encodec-weights "
-            "(encodec_24khz-d7cc33bc.th) or --encodec-checkpoint."))  # fmt: skip
-    if official is not None:
-        found.append(official)
+    paths = config.backend_paths()
+    loaded: list[tuple[str, Codec, str] | None] = []
+    missing: dict[int, tuple[Backend, Path | None]] = {}
+    for backend in default_lineup():
+        path, explicit = paths.get(backend.name, (None, False))
+        if path is not None and (Path(path).exists() or explicit and backend.untrained):
+            loaded.append(_load(backend.name, Path(path)))  # a missing explicit one: the error
+            continue
+        if path is not None and explicit:  # a weights file the user named is not there
+            notices.append(f"{backend.label} weights file {path} not found.")
+        # a path from the config stands for the backend's default paths, except a named
+        # weights file that is not there (the official EnCodec: then the torch hub cache)
+        found = backend.find_default() if path is None or explicit else None
+        if found is not None:
+            loaded.append(_load(backend.name, found))
+            continue
+        missing[len(loaded)] = (backend, path)
+        loaded.append(None)
+    shown = {get_backend(e[2]).family for e in loaded if e is not None}
+    for i, (backend, path) in missing.items():
+        if backend.untrained is not None and backend.family not in shown:
+            where = path if path is not None else "(no default weights)"
+            loaded[i] = _untrained(backend.name, notices,
+                f"{backend.label} checkpoint {where} not found: using an UNTRAINED random-init "
+                "model, so its audio is noise. Train one (python -m codec.training) or give its "
+                "weights (python -m app --help).")  # fmt: skip
+            shown.add(backend.family)
+    found_all = [e for e in loaded if e is not None]
     for text in config.codecs:
         spec = CodecSpec.parse(text)
-        found.append(_load(spec.backend, resolve_path(spec, get_backend(spec.backend)), spec.label))
-    labels = unique_labels([label for label, _, _ in found])
-    out = [LoadedCodec(label, model.eval(), name) for label, (_, model, name) in zip(labels, found)]
+        found_all.append(
+            _load(spec.backend, resolve_path(spec, get_backend(spec.backend)), spec.label)
+        )
+    labels = unique_labels([label for label, _, _ in found_all])
+    out = [
+        LoadedCodec(label, model.eval(), name) for label, (_, model, name) in zip(labels, found_all)
+    ]
     if len({c.key for c in out}) != len(out):
         raise CheckpointError(f"codec labels must differ: {[c.label for c in out]}")
     for entry in out:

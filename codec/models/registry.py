@@ -52,6 +52,9 @@ class Backend:
         default_paths: where to look when no path is given (first existing one wins).
         untrained: an untrained model of the default architecture, or None when the backend
             has no meaningful one (a pretrained-only model).
+        in_lineup: shown by the app and the analysis CLI without being asked for (when its
+            weights are found; else its untrained model stands in, unless another backend of
+            its family is shown).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Backend:
     load: Callable[[Path], Codec]
     default_paths: Callable[[], list[Path]]
     untrained: Callable[[], Codec] | None = None
+    in_lineup: bool = True
 
     def find_default(self) -> Path | None:
         """The first default path that exists, or None."""
@@ -157,6 +161,11 @@ def register_backend(backend: Backend) -> Backend:
 def family(name: str) -> str:
     """The codec a backend name loads ("encodec_official" -> "encodec")."""
     return get_backend(name).family
+
+
+def default_lineup() -> list[Backend]:
+    """The backends shown without being asked for, in registry order."""
+    return [b for b in BACKENDS.values() if b.in_lineup]
 
 
 def get_backend(name: str) -> Backend:

@@ -1,7 +1,6 @@
-"""TensorBoard output of a training run (rank 0 only): scalars, audio and spectrogram figures.
+"""TensorBoard output of a training run (rank 0 only): scalars, audio and spectrogram images.
 
-matplotlib is used here, with the Agg backend, only to render the spectrogram figure that
-TensorBoard shows; nothing in `codec/` models plots.
+Spectrograms are written as grayscale image tensors (no plotting library in `codec/`).
 """
 
 from __future__ import annotations
@@ -45,10 +44,12 @@ class TrainLogger:
         self.writer.add_audio(tag, x, step, sample_rate=sr)
 
     def spectrograms(self, tag: str, clips: dict[str, torch.Tensor], step: int) -> None:
-        """One figure with a log-mel panel per named clip (e.g. original, w=3, w=6, w=10)."""
+        """One log-mel image per named clip (e.g. original, w3, w6, w10) under `tag/<name>`,
+        on one shared brightness scale so the panels compare."""
         if self.writer is None or not clips:
             return
-        self.writer.add_figure(tag, spectrogram_figure(clips), step)
+        for name, image in spectrogram_images(clips).items():
+            self.writer.add_image(f"{tag}/{name}", image, step)
 
     def flush(self) -> None:
         if self.writer is not None:
@@ -59,21 +60,11 @@ class TrainLogger:
             self.writer.close()
 
 
-def spectrogram_figure(clips: dict[str, torch.Tensor]):  # -> matplotlib.figure.Figure
-    """Stacked log-mel spectrograms (80 bins, hop 256) of named clips, sharing one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def spectrogram_images(clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Log-mel spectrograms (80 bins, hop 256) of named clips as images `[1, 80, frames]` in
+    [0, 1] (low frequencies at the bottom), on one scale shared by all clips."""
     mels = {k: log_mel(v.detach().float().cpu().reshape(-1)) for k, v in clips.items()}
-    vmin = min(float(m.min()) for m in mels.values())
-    vmax = max(float(m.max()) for m in mels.values())
-    fig, axes = plt.subplots(len(mels), 1, figsize=(8, 2.0 * len(mels)), squeeze=False)
-    for ax, (name, mel) in zip(axes[:, 0], mels.items()):
-        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("mel bin")
-    axes[-1, 0].set_xlabel("frame (hop 256)")
-    fig.tight_layout()
-    return fig
+    lo = min(float(m.min()) for m in mels.values())
+    hi = max(float(m.max()) for m in mels.values())
+    scale = max(hi - lo, 1e-6)
+    return {k: ((m - lo) / scale).flip(0)[None] for k, m in mels.items()}
