@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import is_speech
+from analysis.judge import judge_label, load_or_fit_judge
 from analysis.metrics import quality_metrics
 from codec.audio import load_audio
 from codec.metrics import estimate_f0, pitch_matches
@@ -52,6 +53,7 @@ class GateRow:
     si_sdr_notes: float
     si_sdr_speech: float
     n_speech: int
+    recognised: float = math.nan  # share the audio judge names as the original's class
 
 
 # (row name, minimum pitch kept, minimum SI-SDR on notes, minimum SI-SDR on speech)
@@ -69,18 +71,29 @@ def _mean(values: list[float]) -> float:
 
 
 @torch.inference_mode()
-def score(name: str, fn: Reconstruct, clips: Sequence[tuple[torch.Tensor, bool]]) -> GateRow:
-    """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it."""
-    pitch, notes_sdr, speech_sdr = [], [], []
-    for wav, speech in tqdm(clips, desc=name, leave=False):
+def score(
+    name: str,
+    fn: Reconstruct,
+    clips: Sequence[tuple[torch.Tensor, bool]],
+    judge: Any | None = None,
+    labels: Sequence[str] | None = None,
+) -> GateRow:
+    """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it; with a
+    `judge` (`analysis.judge.Judge`) and the clips' `labels`, also the share of
+    reconstructions it names as the original's class."""
+    pitch, notes_sdr, speech_sdr, heard = [], [], [], []
+    for i, (wav, speech) in enumerate(tqdm(clips, desc=name, leave=False)):
         rec = fn(wav)[..., : wav.shape[-1]]
         q = quality_metrics(rec, wav, speech=False)
         (speech_sdr if speech else notes_sdr).append(q.si_sdr)
         if not speech and not math.isnan(estimate_f0(wav)):
             pitch.append(float(pitch_matches(rec, wav)))
+        if judge is not None and labels is not None:
+            heard.append(float(judge.hear(rec[0, 0]).label == labels[i]))
     return GateRow(
-        name, _mean(pitch), len(pitch), _mean(notes_sdr), _mean(speech_sdr), len(speech_sdr)
-    )
+        name, _mean(pitch), len(pitch), _mean(notes_sdr), _mean(speech_sdr), len(speech_sdr),
+        _mean(heard),
+    )  # fmt: skip
 
 
 def continuous(codec: Codec) -> Reconstruct:
@@ -102,8 +115,9 @@ def quantized(
 def gate_table(rows: Sequence[GateRow]) -> str:
     """Markdown table of the rows, each gate marked met / not met."""
     lines = [
-        "| setting | pitch kept | SI-SDR notes | SI-SDR speech | gate | met |",
-        "|---|---|---|---|---|---|",
+        "| setting | pitch kept | recognised as source | SI-SDR notes | SI-SDR speech | gate "
+        "| met |",
+        "|---|---|---|---|---|---|---|",
     ]
     gates = {g[0]: g for g in GATES}
     for r in rows:
@@ -120,23 +134,33 @@ def gate_table(rows: Sequence[GateRow]) -> str:
                 ok = ok and r.si_sdr_speech >= ss
             gate, met = ", ".join(parts), "yes" if ok else "no"
         lines.append(
-            f"| {r.name} | {r.pitch_kept:.0%} of {r.n_pitched} | {r.si_sdr_notes:.1f} dB | "
+            f"| {r.name} | {r.pitch_kept:.0%} of {r.n_pitched} | "
+            + ("-" if math.isnan(r.recognised) else f"{r.recognised:.0%}")
+            + f" | {r.si_sdr_notes:.1f} dB | "
             f"{r.si_sdr_speech:.1f} dB ({r.n_speech}) | {gate} | {met} |"
         )
     return "\n".join(lines)
 
 
 def load_clips(
-    root: str, every_clip: bool, max_seconds: float, max_clips: int | None = None, seed: int = 0
+    root: str,
+    every_clip: bool,
+    max_seconds: float,
+    max_clips: int | None = None,
+    seed: int = 0,
+    labels: list[str] | None = None,
 ) -> list[tuple[torch.Tensor, bool]]:
     """The clips to score `[1, 1, N]` with whether each is speech: the held-out sounds of
-    `root` (or every clip), at most `max_clips` of them (a seeded subset)."""
+    `root` (or every clip), at most `max_clips` of them (a seeded subset). `labels`, when
+    given, receives each clip's class as the audio judge names classes."""
     items = load_items(root)
     if not every_clip:
         items = heldout_items(items, sound_ids=unseen_sound_ids(root))
     if max_clips is not None and len(items) > max_clips:
         keep = sorted(random.Random(seed).sample(range(len(items)), max_clips))
         items = [items[i] for i in keep]
+    if labels is not None:
+        labels.extend(judge_label(it) for it in items)
     return [(load_audio(it.path, 24000, max_seconds)[None], is_speech(it)) for it in items]
 
 
@@ -154,24 +178,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=10.0)
     p.add_argument("--max-clips", type=int, default=None, help="a seeded subset of the clips")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="also score 'recognised as source' with the audio judge of data/demo",
+    )
     p.add_argument("--json", default=None, help="write the rows here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    clips = load_clips(args.dataset, args.independent, args.max_seconds, args.max_clips)
+    labels: list[str] = []
+    clips = load_clips(
+        args.dataset, args.independent, args.max_seconds, args.max_clips, labels=labels
+    )
+    judge = load_or_fit_judge("data/demo") if args.judge else None
     log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
     rows: list[GateRow] = []
     ae = load_codec(args.autoencoder or args.encodec).eval()
-    rows.append(score("autoencoder (continuous)", continuous(ae), clips))
+    rows.append(score("autoencoder (continuous)", continuous(ae), clips, judge, labels))
     if args.encodec:
         enc = load_codec(args.encodec).eval()
         for bw in (float(b) for b in args.bandwidths.split(",") if b):
-            rows.append(score(f"EnCodec {bw:g} kbps", quantized(enc, bandwidth=bw), clips))
+            rows.append(
+                score(f"EnCodec {bw:g} kbps", quantized(enc, bandwidth=bw), clips, judge, labels)
+            )
     if args.alm:
         alm = load_codec(args.alm).eval()
         for w in (int(x) for x in args.windows.split(",") if x):
-            rows.append(score(f"ALMTokenizer w={w}", quantized(alm, window=w), clips))
+            rows.append(
+                score(f"ALMTokenizer w={w}", quantized(alm, window=w), clips, judge, labels)
+            )
     table = gate_table(rows)
     print(table)
     if args.json:
