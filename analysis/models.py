@@ -20,7 +20,7 @@ from pathlib import Path
 
 from codec.checkpoint import CheckpointError
 from codec.models.base import Codec, CodecSetting
-from codec.models.registry import BACKENDS, Backend, get_backend
+from codec.models.registry import Backend, default_lineup, get_backend
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,25 @@ def default_specs(
     encodec_weights: str | Path | None = None,
     official: bool = True,
 ) -> list[CodecSpec]:
-    """ALMTokenizer, our EnCodec, and the official EnCodec when `encodec_weights` is given or
-    (with `official`) its file is in the torch hub cache. None leaves a codec out."""
+    """The registry's default line-up (`codec.models.registry.default_lineup`) as specs, paths
+    from the options (None leaves a codec out): ALMTokenizer, our EnCodec, and the official
+    EnCodec when `encodec_weights` is given or (with `official`) its file is in the torch hub
+    cache. A backend the options do not name is shown when its default weights exist."""
+    # the options name backends; None leaves one out, an absent key means "its defaults"
+    paths: dict[str, str | Path | None] = {
+        "almtokenizer": alm_checkpoint,
+        "encodec": encodec_checkpoint,
+    }
+    if encodec_weights is not None or not official:
+        paths["encodec_official"] = encodec_weights
     specs = []
-    if alm_checkpoint is not None:
-        specs.append(CodecSpec("almtokenizer", Path(alm_checkpoint)))
-    if encodec_checkpoint is not None:
-        specs.append(CodecSpec("encodec", Path(encodec_checkpoint)))
-    if encodec_weights is not None:
-        specs.append(CodecSpec("encodec_official", Path(encodec_weights)))
-    elif official and BACKENDS["encodec_official"].find_default() is not None:
-        specs.append(CodecSpec("encodec_official"))
+    for backend in default_lineup():
+        if backend.name in paths:
+            path = paths[backend.name]
+            if path is not None:
+                specs.append(CodecSpec(backend.name, Path(path)))
+        elif backend.find_default() is not None:
+            specs.append(CodecSpec(backend.name))
     return specs
 
 
