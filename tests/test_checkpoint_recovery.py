@@ -116,7 +116,7 @@ def test_swap_folder_replaces_and_puts_back(tmp_path: Path, monkeypatch) -> None
 
 
 def test_train_cli_reports_os_errors_in_one_line(monkeypatch, capsys) -> None:
-    import codec.training.loop as T
+    import codec.training.cli as T
 
     def failing(*a, **k):
         raise OSError(errno.EACCES, "Permission denied", "/runs/x/events.out")

@@ -154,7 +154,7 @@ def test_sigkill_during_checkpoint_write_then_resume(
     if point == "kill_between_renames":  # the real CLI: --resume recovers .latest.old
         latest = tmp_path / "ckpt" / "latest"
         done = subprocess.run(
-            [sys.executable, "-m", "codec.training.loop", "--config", str(cfg_path), "--resume"],
+            [sys.executable, "-m", "codec.training", "--config", str(cfg_path), "--resume"],
             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
