@@ -321,6 +321,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def module_hash(module: torch.nn.Module) -> str:
+    """16 hex digits of sha256 over a module's named tensors (names and values): a content key
+    for caches, whatever file the weights came from."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def checkpoint_hash(path: str | Path) -> str:
     """Short content hash of a checkpoint folder (weights + config), for cache keys."""
     h = hashlib.sha256()

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from codec.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from codec.checkpoint import CheckpointError, load_checkpoint, load_state_strict, module_hash
 from codec.models.base import (
     SAMPLE_RATE,
     Codec,
@@ -429,11 +429,7 @@ class _FrozenEncoder:
         return self.codec.encoder(self.codec._pad_to_hop(wav))
 
     def weights_hash(self) -> str:
-        h = hashlib.sha256()
-        for name, t in sorted(self.codec.encoder.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return module_hash(self.codec.encoder)
 
 
 def _check_wav(wav: torch.Tensor) -> None:

@@ -21,7 +21,6 @@ frame never depends on later audio.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codec.checkpoint import module_hash
 from codec.models.almtokenizer.config import BaseArgs
 from codec.models.base import SAMPLE_RATE, fit_length
 from codec.models.seanet import build_seanet
@@ -102,11 +102,7 @@ class EncodecFrontend(nn.Module):
         """16 hex digits of sha256 over the encoder's tensors (what the frames depend on): the
         key of latent caches, whatever file the weights came from, and unchanged when the
         decoder stage trains the decoder."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.encoder.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return module_hash(self.encoder)
 
     @torch.no_grad()
     def load_from_encodec(self, codec: nn.Module, where: str) -> None:
