@@ -33,7 +33,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         tiny_config(data, tmp / "enc", "training.stage=2", f"training.start_checkpoint={ae}")
     ).final_dir
     alm = train(tiny_config(data, tmp / "alm", *alm_stage2(ae))).final_dir
-    return {"data": data, "encodec": enc, "almtokenizer": alm}
+    return {"data": data, "autoencoder": ae, "encodec": enc, "almtokenizer": alm}
 
 
 def _stage3(trained: dict[str, Path], name: str, out: Path, *extra: str):
@@ -134,3 +134,51 @@ def test_a_grown_mask_token_decoder_starts_as_the_trained_one(
         saved.load_start_state(
             {k: v for k, v in model.state_dict().items() if "frame_out" not in k}, "x"
         )
+
+
+def test_stage2_continues_a_checkpoint_with_the_mae_branch_switched_on(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """A stage-2 run from a checkpoint trained without the MAE branch, with it on: only the
+    branch's tensors start fresh (the rest loads strictly, so the model reconstructs as the
+    checkpoint did), a step trains it, and a checkpoint holding part of a branch is refused."""
+    from codec.checkpoint import save_codec
+    from codec.models.almtokenizer import ALMConfig, ALMTokenizer
+    from codec.training.loop import Trainer
+
+    with_mae = load_codec(trained["almtokenizer"])
+    assert with_mae.mae is not None
+    plain_cfg = ALMConfig.from_dict(
+        {
+            **with_mae.config.to_dict(),
+            "mae_args": {**with_mae.config.mae_args.__dict__, "n_layers": 0},
+        }
+    )
+    plain = ALMTokenizer(plain_cfg)
+    plain.load_state_dict(
+        {k: v for k, v in with_mae.state_dict().items() if not k.startswith("mae.")}
+    )
+    start = save_codec(plain.eval(), tmp_path / "no_mae")
+
+    cfg = tiny_config(
+        trained["data"], tmp_path / "run", *alm_stage2(trained["autoencoder"]),
+        f"training.start_checkpoint={start}", "training.max_steps=1",
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    model = trainer.model
+    assert model.mae is not None
+    fresh = {k for k in model.state_dict() if k.startswith("mae.")}
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("mae.")}
+    wav = torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(2)) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(
+            model.eval().reconstruct(wav, 4), plain.reconstruct(wav, 4), atol=1e-5
+        )
+    assert fresh and set(model.load_start_state(plain.state_dict(), "x")) == fresh
+    trainer.run()
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+    partial = {k: v for k, v in with_mae.state_dict().items() if k != sorted(fresh)[0]}
+    with pytest.raises(Exception, match="missing"):
+        model.load_start_state(partial, "partial")

@@ -150,20 +150,37 @@ class ALMTrainingHooks:
             *self.frontend.decoder.parameters(),
         ]
 
+    # training-only branches a start checkpoint may lack (stage 2 with the MAE branch or the
+    # depth-AR head switched on over a model trained without them): they start fresh
+    FRESH_BRANCHES = ("mae.", "depth_ar.")
+
     def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
-        """Strict, except for a mask-token decoder grown beyond the checkpoint's
-        (`base_args.decoder_n_layers`): its added blocks come after the trained ones with zero
-        output projections, so each is the identity and the grown model starts out as the
-        trained one (the decoder stage's larger-decoder runs). Returns the added tensors."""
+        """Strict, except for what a start checkpoint cannot hold yet:
+
+        - a mask-token decoder grown beyond the checkpoint's (`base_args.decoder_n_layers`):
+          its added blocks come after the trained ones with zero output projections, so each
+          is the identity and the grown model starts out as the trained one (the decoder
+          stage's larger-decoder runs);
+        - a training-only branch the checkpoint has none of (the MAE branch, the depth-AR
+          head), switched on for a further stage-2 run: it keeps its fresh initialisation.
+          A branch the checkpoint holds loads strictly.
+
+        Returns the names of the tensors the file did not hold."""
         prefix = "decoder.blocks."
         saved = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
         n_saved = max(saved) + 1 if saved else 0
         own = self.state_dict()
-        added = [
+        grown = [
             k for k in own
             if k.startswith(prefix) and int(k[len(prefix) :].split(".")[0]) >= n_saved
             and k not in state
         ]  # fmt: skip
+        fresh = [
+            k for k in own
+            for branch in self.FRESH_BRANCHES
+            if k.startswith(branch) and not any(s.startswith(branch) for s in state)
+        ]  # fmt: skip
+        added = grown + fresh
         load_state_strict(self, {**state, **{k: own[k] for k in added}}, where)
         with torch.no_grad():
             for i in range(n_saved, len(self.decoder.blocks)):
@@ -171,6 +188,8 @@ class ALMTrainingHooks:
                 block.attn.proj.weight.zero_()
                 block.mlp[-1].weight.zero_()
                 block.mlp[-1].bias.zero_()
+        if fresh:
+            log.info("%s: %d tensors of new training-only branches start fresh", where, len(fresh))
         return added
 
     def stage1_state_keys(self) -> list[str]:
