@@ -63,13 +63,11 @@ def heldout_items(
     return list(items)
 
 
-def unseen_sound_ids(root: str | Path) -> list[int]:
+def unseen_sound_ids(root: str | Path, splits: Sequence[str] = ("val", "test")) -> list[int]:
     """Sound ids outside the training side of `codec.data`'s fixed 80/10/10 split of a
     Good-sounds-layout dataset (its "val" and "test" sounds): what a codec trained on that
-    dataset never saw. Both parts are taken because on small sets the test part can be empty.
-    """
+    dataset never saw. Both parts are taken by default because on small sets the test part can
+    be empty; `splits=("val",)` gives the part that model selection may use."""
     from codec.data import list_items
 
-    return sorted(
-        {int(it.sound_id) for s in ("val", "test") for it in list_items("goodsounds", root, s)}
-    )
+    return sorted({int(it.sound_id) for s in splits for it in list_items("goodsounds", root, s)})

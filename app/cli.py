@@ -20,8 +20,12 @@ be loaded exits with status 1. Nothing is downloaded; a public link is only made
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest clip accepted from users, in seconds (default 30)",
     )
     p.add_argument(
-        "--concurrency", type=int, default=2, help="events processed at once (default 2)"
+        "--concurrency",
+        type=int,
+        default=2,
+        help="requests doing model work at once (default 2)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=48,
+        help="requests that may wait for model work; one more is told at once that the app "
+        "is busy and how many requests are ahead (default 48)",
+    )
+    p.add_argument(
+        "--max-disk-mb",
+        type=float,
+        default=500.0,
+        help="cap on the app's output and Gradio cache folders together; the oldest files "
+        "go first (default 500)",
     )
     p.add_argument("--share", action="store_true", help="also make a public Gradio share link")
     p.add_argument(
@@ -151,6 +172,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error(f"--max-seconds must be > 0 and <= 3600, got {args.max_seconds:g}")
     if not 1 <= args.concurrency <= 64:
         parser.error(f"--concurrency must be from 1 to 64, got {args.concurrency}")
+    if not 0 <= args.max_queue <= 10_000:
+        parser.error(f"--max-queue must be from 0 to 10000, got {args.max_queue}")
+    if not 10 <= args.max_disk_mb <= 1_000_000:
+        parser.error(f"--max-disk-mb must be from 10 to 1000000, got {args.max_disk_mb:g}")
     if not WINDOW_MIN <= args.window <= WINDOW_MAX:
         parser.error(f"--window must be from {WINDOW_MIN} to {WINDOW_MAX}, got {args.window}")
     if args.keep_exports < 1:
@@ -201,6 +226,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         share=args.share,
         max_seconds=args.max_seconds,
         concurrency=args.concurrency,
+        max_queue=args.max_queue,
+        max_disk_mb=args.max_disk_mb,
         cache_dir=cache,
         export_dir=args.export_dir,
         keep_exports=args.keep_exports,
@@ -228,7 +255,14 @@ def serve(studio: Studio, demo: Any, block: bool = True) -> str:
     from app.ui import JS, warm_tabs
 
     cfg = studio.config
-    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
+    # `concurrency` requests run model work at once: split the cores between them rather than
+    # let each spawn a thread per core (oversubscribed, they slow each other and the server)
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.concurrency))
+    # Gradio dispatches every event at once; the model work waits in `studio.gate` (app/gate.py),
+    # which answers "busy, N ahead" at its bound. Gradio's own bound is only a backstop.
+    demo.queue(default_concurrency_limit=None, max_size=4 * cfg.max_queue + 64)
     allowed = [str(studio.out_dir)] + ([str(cfg.export_dir)] if cfg.export_dir else [])
     _, local_url, _ = demo.launch(
         server_name=cfg.host,
@@ -244,6 +278,7 @@ def serve(studio: Studio, demo: Any, block: bool = True) -> str:
         js=JS,
     )
     studio.start_warmup(first=lambda: warm_tabs(studio))
+    studio.start_disk_cap()
     if block:
         demo.block_thread()
     return local_url
@@ -265,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     from codec.audio import AudioError
     from codec.checkpoint import CheckpointError
 
+    # Gradio's uploads and served copies go to a folder of this run (the disk cap covers it
+    # without touching another app's files); removed when the process ends
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        gradio_tmp = tempfile.mkdtemp(prefix="almstudio-gradio-")
+        os.environ["GRADIO_TEMP_DIR"] = gradio_tmp
+        atexit.register(shutil.rmtree, gradio_tmp, ignore_errors=True)
     try:
         studio, demo = create_app(config)
     except (CheckpointError, AudioError, FileNotFoundError, ValueError) as e:

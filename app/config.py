@@ -29,7 +29,11 @@ class AppConfig:
         dataset_root: a Good-sounds-layout root (database.sqlite + sound_files/).
         host, port, share: where to serve; `share` asks Gradio for a public link.
         max_seconds: longest clip accepted from users.
-        concurrency: events processed at once (the queue's default concurrency limit).
+        concurrency: requests doing model work at once (`app.gate.RequestGate` slots).
+        max_queue: requests that may wait for a slot; one more is told at once that the app
+            is busy and how many requests are ahead.
+        max_disk_mb: cap on the app's output folder and Gradio's cache folder together;
+            the oldest files are removed first (`app.janitor.DiskCap`).
         cache_dir: latent cache folder (None: no disk cache).
         export_dir: folder for traversal/timbre downloads (None: a temporary folder).
         keep_exports: how many of the newest export folders to keep per kind (traversal,
@@ -53,6 +57,8 @@ class AppConfig:
     share: bool = False
     max_seconds: float = 30.0
     concurrency: int = 2
+    max_queue: int = 48
+    max_disk_mb: float = 500.0
     cache_dir: Path | None = DEFAULT_CACHE_DIR
     export_dir: Path | None = None
     keep_exports: int = 20

@@ -33,6 +33,7 @@ from analysis.judge_view import (
     transfer_caption,
 )
 from app.clips import audio_path, load_clip
+from app.errors import UserInputError
 from codec.models.base import SAMPLE_RATE
 
 _LOADERS: dict[int, JudgeLoader] = {}
@@ -106,6 +107,10 @@ def _zip_tracks(value: Any) -> dict[str, list[tuple[str, torch.Tensor]]]:
         return {}
     steps: dict[str, list[tuple[int, torch.Tensor]]] = {}
     glides: dict[str, torch.Tensor] = {}
+    if not zipfile.is_zipfile(path):
+        raise UserInputError(
+            f"'{Path(path).name}' is not a traversal zip (the Traversal tab's download)"
+        )
     with zipfile.ZipFile(path) as zf:
         infos = [i for i in zf.infolist() if _MEMBER.match(i.filename)][:MAX_ZIP_MEMBERS]
         for info in infos:

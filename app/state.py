@@ -48,6 +48,8 @@ from app.config import (  # noqa: F401 - re-exported for the tabs
     WINDOW_MIN,
     AppConfig,
 )
+from app.gate import RequestGate
+from app.janitor import DiskCap
 from app.lineup import load_lineup, shown_path, weights_source  # noqa: F401 - re-exported
 from codec.data.goodsounds import GOODSOUNDS_INSTRUMENTS, GoodSoundsItem
 from codec.models.registry import RANDOM_INIT
@@ -73,11 +75,20 @@ class LRU:
         self.hits = 0
         self.misses = 0
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get_or_compute(
+        self,
+        key: Hashable,
+        compute: Callable[[], T],
+        valid: Callable[[T], bool] | None = None,
+    ) -> T:
         """The cached value of `key`, else `compute()` (once: concurrent callers of the same
-        key wait for the first one's result instead of computing it again)."""
+        key wait for the first one's result instead of computing it again). A cached value for
+        which `valid(value)` is false (e.g. its file was removed by the disk cap) is dropped
+        and computed again."""
         while True:
             with self._lock:
+                if key in self._data and valid is not None and not valid(self._data[key]):
+                    del self._data[key]
                 if key in self._data:
                     self._data.move_to_end(key)
                     self.hits += 1
@@ -181,8 +192,14 @@ class Studio:
     map_lock: threading.Lock = field(default_factory=threading.Lock)
     export_lock: threading.Lock = field(default_factory=threading.Lock)
     warmup_status: WarmupStatus = field(default_factory=WarmupStatus)
+    gate: RequestGate = field(init=False)
+    disk_cap: DiskCap | None = None
     _active: int = 0
     _active_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        # admission to the model work: `concurrency` at once, `max_queue` waiting (app/gate.py)
+        self.gate = RequestGate(self.config.concurrency, self.config.max_queue)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -352,6 +369,24 @@ class Studio:
                 cache_dir=self.config.cache_dir,
                 labels=[c.label for c in self.codecs],
             )
+
+    # --- disk ------------------------------------------------------------------------------
+    def disk_folders(self) -> list[Path]:
+        """The folders the disk cap covers: the app's outputs (and default exports) and
+        Gradio's cache of uploads and served files."""
+        from gradio.utils import get_upload_folder
+
+        return [self.out_dir, Path(get_upload_folder())]
+
+    def start_disk_cap(self, every_seconds: float = 10.0) -> DiskCap:
+        """Keep `disk_folders` under `config.max_disk_mb`, oldest files first (app/janitor.py)."""
+        if self.disk_cap is None:
+            folders = self.disk_folders()
+            for f in folders:
+                f.mkdir(parents=True, exist_ok=True)
+            self.disk_cap = DiskCap(folders, int(self.config.max_disk_mb * 1e6))
+            self.disk_cap.start(every_seconds)
+        return self.disk_cap
 
     # --- requests and the warm-up ------------------------------------------------------------
     @contextlib.contextmanager

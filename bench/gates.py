@@ -149,13 +149,16 @@ def load_clips(
     max_clips: int | None = None,
     seed: int = 0,
     labels: list[str] | None = None,
+    split: str = "heldout",
 ) -> list[tuple[torch.Tensor, bool]]:
     """The clips to score `[1, 1, N]` with whether each is speech: the held-out sounds of
     `root` (or every clip), at most `max_clips` of them (a seeded subset). `labels`, when
-    given, receives each clip's class as the audio judge names classes."""
+    given, receives each clip's class as the audio judge names classes. `split`: "heldout"
+    (val + test), or "val" alone (what choosing a checkpoint may look at) or "test"."""
     items = load_items(root)
     if not every_clip:
-        items = heldout_items(items, sound_ids=unseen_sound_ids(root))
+        splits = {"heldout": ("val", "test"), "val": ("val",), "test": ("test",)}[split]
+        items = heldout_items(items, sound_ids=unseen_sound_ids(root, splits))
     if max_clips is not None and len(items) > max_clips:
         keep = sorted(random.Random(seed).sample(range(len(items)), max_clips))
         items = [items[i] for i in keep]
@@ -169,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="data/demo", help="Good-sounds-layout folder")
     p.add_argument(
         "--independent", action="store_true", help="score every clip (an independent set)"
+    )
+    p.add_argument(
+        "--split",
+        choices=["heldout", "val", "test"],
+        default="heldout",
+        help="which unseen sounds: val + test (default), val (for choosing checkpoints), test",
     )
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo")
     p.add_argument("--encodec", default="checkpoints/encodec_demo")
@@ -190,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     labels: list[str] = []
     clips = load_clips(
-        args.dataset, args.independent, args.max_seconds, args.max_clips, labels=labels
-    )
+        args.dataset, args.independent, args.max_seconds, args.max_clips, labels=labels,
+        split=args.split,
+    )  # fmt: skip
     judge = load_or_fit_judge("data/demo") if args.judge else None
     log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
     rows: list[GateRow] = []

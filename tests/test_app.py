@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -316,7 +317,8 @@ def test_timbre_tab(server, client: Client, assets) -> None:
         ("/reconstruct", lambda a: (None, 4, 1.5), "No clip"),
         # out-of-range sliders and unknown radio values are refused by Gradio itself
         ("/set_window", lambda a: (handle_file(str(a.clip)), 12, 1.5), "greater than maximum"),
-        ("/set_bandwidth", lambda a: (handle_file(str(a.clip)), 4, 2.0), "not in the list"),
+        ("/set_bandwidth", lambda a: (handle_file(str(a.clip)), 4, 2.0),
+         "bandwidth must be one of 1.5, 3, 6"),
         ("/latent_map", lambda a: ("umap", "instrument", 4, handle_file(str(a.text_file))),
          "is not an audio file"),
         ("/traverse", lambda a: (["kazoo A3", "bass A3"], None, "glide", 4, "linear", 4),
@@ -341,6 +343,80 @@ def test_app_keeps_serving_after_errors(client: Client, assets) -> None:
         client.predict(handle_file(str(assets.text_file)), 4, 1.5, api_name="/reconstruct")
     out = client.predict(handle_file(str(assets.clip)), 3, 1.5, api_name="/set_window")
     assert wav_len(out[0]) == CLIP_SAMPLES
+
+
+def _documented_values(param: dict, clip: str) -> list:
+    """Values of the type `view_api()` documents for `param`: its default (or example) in
+    each documented form; a `float | Literal['1.5', ...]` gets both a number and a text."""
+    kind = param["python_type"]["type"]
+    default = param.get("parameter_default") if param.get("parameter_has_default") else None
+    if kind == "filepath":
+        return [handle_file(clip)]
+    if kind == "list[filepath]":
+        return [[handle_file(clip)]]
+    literals = re.findall(r"'([^']*)'", kind)
+    if kind.startswith("float | Literal["):
+        return [float(literals[0]), literals[-1]]
+    if kind.startswith("Literal["):
+        return [default if default is not None else literals[0]]
+    if kind.startswith("list[Literal["):
+        return [default if default is not None else literals[:2]]
+    if kind in ("float", "int"):
+        return [default if default is not None else param["example_input"]]
+    if kind == "str":
+        return [default if default is not None else param["example_input"]]
+    raise AssertionError(f"{param['parameter_name']}: undocumented type {kind!r} in this test")
+
+
+def test_every_endpoint_accepts_its_documented_types(client: Client, assets) -> None:
+    """Each named endpoint, called with values of the types `view_api()` shows (defaults or
+    examples; both forms of a number-or-text setting), answers without a type error."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    point = json.dumps({"panel": 0, "row": 0})  # pick_point's str: a map click (CLICK_JS)
+    called, traversal_zip = [], None
+    for name, spec in endpoints.items():
+        options = []
+        for p in spec["parameters"]:
+            values = _documented_values(p, str(assets.clip))
+            if p["parameter_name"] == "point":
+                values = [point]
+            if name == "/traverse_judge":  # its filepath is the traversal's zip
+                values = [handle_file(traversal_zip)]
+            options.append(values)
+        n = max((len(v) for v in options), default=1)
+        for k in range(n):  # every documented form at least once
+            args = [v[min(k, len(v) - 1)] for v in options]
+            out = client.predict(*args, api_name=name)
+            called.append(name)
+            if name == "/traverse":
+                traversal_zip = next(o for o in out if str(o).endswith(".zip"))
+    assert {f"/{n}" for n in API_NAMES} <= set(called)
+    assert called.count("/reconstruct") == 2  # bandwidth as 1.5 and as "6.0"
+
+
+def test_a_full_line_is_answered_at_once_with_how_many_are_ahead(server, client, assets):
+    """With every slot taken and the line at its bound, a request is refused at once with the
+    count ahead; the page and the warm-up status still answer; then the app serves again."""
+    import time
+    import urllib.request
+
+    studio, _, url = server
+    gate = studio.gate
+    saved = gate.running, gate.max_waiting
+    gate.running, gate.max_waiting = gate.slots, 0  # as if `slots` requests were running
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(AppError) as exc:
+            client.predict(handle_file(str(assets.clip)), 5, 1.5, api_name="/reconstruct")
+        assert time.perf_counter() - t0 < 5
+        assert f"busy: {gate.slots} requests are ahead of yours" in str(exc.value)
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.status == 200
+        assert "Ready" in client.predict(api_name="/warmup_status")[0]
+    finally:
+        gate.running, gate.max_waiting = saved
+    out = client.predict(handle_file(str(assets.clip)), 5, 1.5, api_name="/reconstruct")
+    assert wav_len(out[2]) == CLIP_SAMPLES
 
 
 # --- headless browser --------------------------------------------------------------------------

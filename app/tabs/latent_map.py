@@ -251,8 +251,14 @@ def build(studio: Studio, tab: gr.Tab | None = None) -> None:
             api_name="show_map",
         )
     sound.input(
-        studio_handler(studio, on_play), [sound], [player, sound_info], api_name="play_sound"
+        studio_handler(studio, on_play, heavy=False),
+        [sound],
+        [player, sound_info],
+        api_name="play_sound",
     )
     pick.change(
-        studio_handler(studio, on_pick), [pick, upload], [player, sound_info], api_name="pick_point"
+        studio_handler(studio, on_pick, heavy=False),
+        [pick, upload],
+        [player, sound_info],
+        api_name="pick_point",
     )

@@ -15,18 +15,23 @@ first bandwidth codec's `bandwidth`, further ones `<codec key>_<kind>` (for exam
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-import plotly.graph_objects as go
 import torch
 
 from analysis.metrics import align_delay
 from analysis.models import LoadedCodec
 from app.clips import Clip, load_clip, write_wav
 from app.errors import UserInputError
-from app.figures import codebook_usage_figure, spectrogram_figure, token_timeline_figure
+from app.figures import (
+    PlotData,
+    codebook_usage_figure,
+    spectrogram_figure,
+    token_timeline_figure,
+)
 from app.judging import judge_loader, reconstruct_verdicts
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
 from app.tabs.widgets import named_handler, setting_control
@@ -44,9 +49,9 @@ class Column:
 
     audio: str
     info: str
-    spectrogram: go.Figure
-    usage: go.Figure
-    timeline: go.Figure
+    spectrogram: PlotData
+    usage: PlotData
+    timeline: PlotData
     row: list[Any]
 
     def outputs(self) -> list[Any]:
@@ -162,7 +167,10 @@ def codec_column(studio: Studio, clip: Clip, entry: LoadedCodec, value: float | 
         label = entry.setting.label(value)
         return _column(studio, clip, entry, label, recon, enc.codes[0], frame_rate, bitrate)
 
-    return studio.results.get_or_compute((clip.key, entry.key, value), compute)
+    def on_disk(column: Column) -> bool:  # the disk cap may have removed the file
+        return os.path.exists(column.audio)
+
+    return studio.results.get_or_compute((clip.key, entry.key, value), compute, on_disk)
 
 
 def original_outputs(studio: Studio, clip: Clip) -> list[Any]:

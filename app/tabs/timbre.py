@@ -259,9 +259,17 @@ def build(studio: Studio) -> None:
         api_name="transfer_judge",
     )  # fmt: skip
     instrument.input(
-        studio_handler(studio, on_instrument), [instrument], [note], api_name="timbre_notes"
+        studio_handler(studio, on_instrument, heavy=False),
+        [instrument],
+        [note],
+        api_name="timbre_notes",
     )
     method.input(
-        studio_handler(studio, on_method), [method], [method_state], api_name="timbre_method"
+        studio_handler(studio, on_method, heavy=False),
+        [method],
+        [method_state],
+        api_name="timbre_method",
     )
-    source.input(studio_handler(studio, on_source), [source], [audio], api_name="timbre_source")
+    source.input(
+        studio_handler(studio, on_source, heavy=False), [source], [audio], api_name="timbre_source"
+    )
