@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from codec.checkpoint import CheckpointError
+from codec.models.encodec import EnCodecCodec
 from codec.models.registry import load_codec
+from codec.models.vocos import VocosDecoder
 from codec.training.config import ConfigError
 from codec.training.evaluation import eval_windows
 from codec.training.loop import train
 from codec.training.model_setup import build_model, trainable_parameters
 from tests.fixtures import make_goodsounds
+from tests.tiny_models import TINY_VOCOS
 from tests.train_configs import alm_stage2, tiny_config
 
 torch.set_num_threads(1)
@@ -182,3 +186,45 @@ def test_stage2_continues_a_checkpoint_with_the_mae_branch_switched_on(
     partial = {k: v for k, v in with_mae.state_dict().items() if k != sorted(fresh)[0]}
     with pytest.raises(Exception, match="missing"):
         model.load_start_state(partial, "partial")
+
+
+def test_decoder_stage_swaps_in_a_fresh_vocos_and_keeps_every_code(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    start = trained["encodec"]
+    cfg = tiny_config(
+        trained["data"], tmp_path, "model.type=encodec", "model.preset=null",
+        f"model.base_args={{decoder: vocos, vocos: {TINY_VOCOS}}}",
+        f"training.start_checkpoint={start}", "training.stage=3", "training.max_steps=2",
+    )  # fmt: skip
+    model = build_model(cfg)
+    assert isinstance(model.decoder, VocosDecoder)
+    trainable_parameters(model, cfg)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith("decoder.") for n in names)
+
+    final = train(cfg).final_dir
+    seanet, vocos = load_codec(start), load_codec(final)
+    assert isinstance(vocos, EnCodecCodec) and vocos.config.decoder == "vocos"
+    wav = torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(0)) * 0.1
+    for bw in vocos.config.target_bandwidths:
+        seanet.set_bandwidth(bw)
+        vocos.set_bandwidth(bw)
+        codes = vocos.encode(wav).codes
+        assert torch.equal(seanet.encode(wav).codes, codes)
+        out = vocos.decode(vocos.codes_to_latents(codes), num_samples=4800)
+        assert out.shape == (1, 1, 4800) and torch.isfinite(out).all()
+
+
+def test_vocos_start_state_is_strict_outside_the_decoder(trained: dict[str, Path]) -> None:
+    seanet = load_codec(trained["encodec"])
+    config = {**seanet.config_dict(), "decoder": "vocos", "vocos": TINY_VOCOS}
+    model = EnCodecCodec(config)
+    state = seanet.state_dict()
+    added = model.load_start_state(state, "start")
+    assert added and all(k.startswith("decoder.") for k in added)
+    assert torch.equal(model.encoder.state_dict()["model.0.conv.conv.bias"],
+                       state["encoder.model.0.conv.conv.bias"])  # fmt: skip
+    broken = {k: v for k, v in state.items() if not k.startswith("encoder.model.0")}
+    with pytest.raises(CheckpointError, match="start"):
+        EnCodecCodec(config).load_start_state(broken, "start")

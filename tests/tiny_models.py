@@ -41,6 +41,7 @@ TINY_ENCODEC = {
     "n_filters": 4, "lstm": 0, "n_q": 4, "target_bandwidths": [1.5, 3.0], "bandwidth": 1.5,
     "train_bandwidths": [1.5, 3.0], "kmeans_iters": 2,
 }  # fmt: skip
+TINY_VOCOS = {"dim": 16, "intermediate_dim": 32, "n_layers": 2, "n_fft": 1280}
 INSTRUMENTS = ("flute", "cello", "clarinet", "bass")
 MIDIS = (48, 57, 60, 64, 69, 72)
 

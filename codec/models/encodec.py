@@ -23,10 +23,11 @@ import random
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from codec.checkpoint import CheckpointError, load_checkpoint, load_state_strict, module_hash
 from codec.models.base import (
@@ -40,6 +41,7 @@ from codec.models.base import (
 )
 from codec.models.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
 from codec.models.seanet import build_seanet
+from codec.models.vocos import VocosConfig, VocosDecoder
 from codec.schema import ConfigError, build_dataclass
 
 with warnings.catch_warnings():
@@ -80,6 +82,9 @@ class EnCodecConfig:
         decay: EMA decay of the codebooks.
         kmeans_iters: k-means iterations of the lazy codebook init (first training batch).
         threshold_ema_dead_code: EMA cluster size under which a code is replaced.
+        decoder: the decoder after the RVQ: "seanet" (EnCodec's own) or "vocos" (ConvNeXt at
+            the frame rate + inverse STFT, conditioned on the bandwidth; `codec.models.vocos`).
+        vocos: the Vocos decoder's architecture (used when `decoder` is "vocos").
     """
 
     dimension: int = 128
@@ -97,6 +102,8 @@ class EnCodecConfig:
     decay: float = 0.99
     kmeans_iters: int = 50
     threshold_ema_dead_code: int = 2
+    decoder: Literal["seanet", "vocos"] = "seanet"
+    vocos: VocosConfig = field(default_factory=VocosConfig)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], prefix: str = "") -> EnCodecConfig:
@@ -177,9 +184,14 @@ class EnCodecCodec(Codec):
         config.validate()
         self.config = config
         c = config
-        self.encoder, self.decoder = build_seanet(
+        self.encoder, seanet_decoder = build_seanet(
             c.dimension, c.n_filters, c.n_residual_layers, c.ratios, c.norm, c.causal, c.lstm
         )
+        self.decoder: nn.Module = seanet_decoder
+        if c.decoder == "vocos":
+            self.decoder = VocosDecoder(
+                c.dimension, c.hop_length, len(c.target_bandwidths), c.vocos
+            )
         self.quantizer = ResidualVectorQuantizer(
             dimension=c.dimension,
             n_q=c.n_q,
@@ -196,11 +208,13 @@ class EnCodecCodec(Codec):
         self._bandwidth_rng = random.Random(0)
         self._weights_source: str | None = None
         self.checkpoint_hash = "random-init"  # load_checkpoint / load_official overwrite it
-        he_init_(self)
-        # He-normal alone starts the decoder ~100x louder than its input and L1 training then
-        # collapsed to an input-independent tone; a 0.01 output conv starts near the input level
-        # (measured: see codec/models/init.py).
-        scale_output_conv_(self.decoder, OUTPUT_INIT_SCALE)
+        he_init_(self.encoder)
+        if c.decoder == "seanet":
+            he_init_(self.decoder)
+            # He-normal alone starts the decoder ~100x louder than its input and L1 training
+            # then collapsed to an input-independent tone; a 0.01 output conv starts near the
+            # input level (measured: see codec/models/init.py).
+            scale_output_conv_(self.decoder, OUTPUT_INIT_SCALE)
 
     @property
     def weights_source(self) -> str:
@@ -307,7 +321,7 @@ class EnCodecCodec(Codec):
                 f"EnCodec decode expects latents [B, {self.latent_dim}, T], "
                 f"got {tuple(latents.shape)}"
             )
-        return fit_length(self.decoder(latents), num_samples)
+        return fit_length(self._run_decoder(latents, self.bandwidth), num_samples)
 
     @torch.no_grad()
     def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
@@ -352,7 +366,8 @@ class EnCodecCodec(Codec):
             return self._decoder_stage(wav, frames)
         latents = self.encoder(self._pad_to_hop(wav))
         if stage == 1:
-            recon = fit_length(self.decoder(latents), wav.shape[-1])
+            top = max(self.config.target_bandwidths)  # continuous: the richest setting
+            recon = fit_length(self._run_decoder(latents, top), wav.shape[-1])
             return TrainOutput(recon, {}, None, {})
         if self.training:
             bw = self._bandwidth_rng.choice(self.config.train_bandwidths)
@@ -368,7 +383,7 @@ class EnCodecCodec(Codec):
             else:
                 codes, quantized = self._quantize_eval(x, n)
                 commit = _commit_loss(self.quantizer, x, codes)
-        recon = fit_length(self.decoder(quantized), wav.shape[-1])
+        recon = fit_length(self._run_decoder(quantized, bw), wav.shape[-1])
         stats = {"stats/bandwidth": float(bw), "stats/n_q": float(n)}
         for i in range(n):
             used = torch.unique(codes[:, i]).numel()
@@ -378,18 +393,39 @@ class EnCodecCodec(Codec):
     def _decoder_stage(self, wav: torch.Tensor, frames: torch.Tensor | None) -> TrainOutput:
         """Stage 3: frozen encoder (or cached `frames`) and RVQ at a bandwidth drawn per
         batch; only the decoder sees gradients."""
-        bw = self._bandwidth_rng.choice(self.config.train_bandwidths) if self.training else None
-        n = self.config.codebooks_for(self.bandwidth if bw is None else bw)
+        bw = self.bandwidth
+        if self.training:
+            bw = self._bandwidth_rng.choice(self.config.train_bandwidths)
+        n = self.config.codebooks_for(bw)
         with torch.no_grad():
             latents = self.encoder(self._pad_to_hop(wav)) if frames is None else frames
             codes, quantized = self._quantize_eval(latents, n)
-        recon = fit_length(self.decoder(quantized), wav.shape[-1])
+        recon = fit_length(self._run_decoder(quantized, bw), wav.shape[-1])
         stats = {"stats/bandwidth": n * self.config.frame_rate * math.log2(self.config.bins) / 1e3}
         return TrainOutput(recon, {}, codes, {**stats, "stats/n_q": float(n)})
+
+    def _run_decoder(self, latents: torch.Tensor, bandwidth: float) -> torch.Tensor:
+        """The decoder on `[B, D, T]` latents; a Vocos decoder is told the bandwidth (its
+        adaptive norms' setting index), SEANet ignores it."""
+        if isinstance(self.decoder, VocosDecoder):
+            return self.decoder(latents, self.config.target_bandwidths.index(bandwidth))
+        return self.decoder(latents)
 
     def decoder_parameters(self) -> list[torch.nn.Parameter]:
         """Stage 3 trains the decoder alone (everything after the RVQ)."""
         return list(self.decoder.parameters())
+
+    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
+        """Strict, except that a Vocos decoder may start fresh on a checkpoint that holds
+        another decoder (SEANet): the encoder and the RVQ load strictly, the decoder's tensors
+        keep their initialisation and are returned."""
+        own = self.state_dict()
+        decoder_keys = [k for k in own if k.startswith("decoder.")]
+        if self.config.decoder != "vocos" or all(k in state for k in decoder_keys):
+            return super().load_start_state(state, where)
+        kept = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+        load_state_strict(self, {**kept, **{k: own[k] for k in decoder_keys}}, where)
+        return decoder_keys
 
     def cached_frontend(self, stage: int) -> FrameFrontend | None:
         """In stage 3 the encoder is frozen: a latent cache may hold its output."""
