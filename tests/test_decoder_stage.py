@@ -3,11 +3,14 @@ so its codes never change, while everything after the quantizer trains on its ow
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from bench import val_score
 from codec.checkpoint import CheckpointError
 from codec.models.encodec import EnCodecCodec
 from codec.models.registry import load_codec
@@ -18,7 +21,7 @@ from codec.training.loop import train
 from codec.training.model_setup import build_model, trainable_parameters
 from tests.fixtures import make_goodsounds
 from tests.tiny_models import TINY_VOCOS
-from tests.train_configs import alm_stage2, tiny_config
+from tests.train_configs import alm_stage2, tiny_config, tiny_raw
 
 torch.set_num_threads(1)
 
@@ -228,3 +231,23 @@ def test_vocos_start_state_is_strict_outside_the_decoder(trained: dict[str, Path
     broken = {k: v for k, v in state.items() if not k.startswith("encoder.model.0")}
     with pytest.raises(CheckpointError, match="start"):
         EnCodecCodec(config).load_start_state(broken, "start")
+
+
+def test_val_score_scores_a_checkpoint_on_a_configs_held_out_clips(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_raw(trained["data"], tmp_path)
+    out, ckpt = tmp_path / "s.json", str(trained["encodec"])
+    raw["training"].update(stage=3, start_checkpoint=ckpt)  # scored at each bandwidth
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert val_score.main(["--config", str(config), "--checkpoint", ckpt, "--json", str(out)]) == 0
+    s = json.loads(out.read_text())[ckpt]
+    bandwidths = load_codec(ckpt).setting().choices
+    assert {f"eval/mel_distance_{bw:g}kbps" for bw in bandwidths} <= set(s), sorted(s)
+    assert s["eval/score"] == pytest.approx(
+        s["eval/mel_distance"] + 1.0 - s.get("eval/pitch_kept", 1.0)
+    )
+    assert ckpt in capsys.readouterr().out
+    assert val_score.main(["--config", str(config), "--checkpoint", ckpt, "training.lr=1"]) == 2
+    assert "training.lr: unknown key" in capsys.readouterr().err
