@@ -74,3 +74,16 @@ def test_vocos_learns_a_tone() -> None:
         value.backward()
         opt.step()
     assert loss().item() < 0.7 * first
+
+
+def test_bench_decoders_measures_both_decoders_in_one_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import bench_decoders
+
+    args = ["--batch", "1", "--seconds", "0.1", "--repeats", "1"]
+    assert bench_decoders.main(args) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| SEANet") or ln.startswith("| Vocos")]
+    assert len(rows) == 2 and all(float(r.split("|")[3]) > 0 for r in rows), out
+    assert "Vocos / SEANet: train step" in out
