@@ -37,7 +37,7 @@ __all__ = [
 ]  # fmt: skip
 
 DATASETS = ("fsd50k", "goodsounds", "demo", "folder", "corpus")
-LOSS_KEYS = ("time", "mel", "stft", "adv", "feat", "commit", "mae", "ar", "latent")
+LOSS_KEYS = ("time", "mel", "stft", "adv", "feat", "commit", "mae", "ar", "latent", "pitch")
 # YAML aliases share one object per anchor, so a tiny file can expand to billions of values
 # ("billion laughs"); copying refuses more values, or deeper nesting, than any real config has.
 MAX_CONFIG_NODES = 100_000
@@ -214,6 +214,9 @@ class LambdasConfig:
     # Stage 2 only: MSE between the mask-token decoder's frames and the frozen patchify frames
     # e. Not in the paper's loss list; a direct, cheap target that speeds up CPU training.
     latent: float = 0.0
+    # Stage 2, ALMTokenizer with base_args.pitch_head: cross-entropy of each quantized token's
+    # semitone against its clip's f0 (`codec.models.almtokenizer.pitch_head`).
+    pitch: float = 0.0
 
     def weight(self, key: str) -> float:
         """The lambda of a namespaced loss key (`"loss/mel"` -> `mel`)."""

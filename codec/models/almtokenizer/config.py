@@ -82,6 +82,8 @@ class BaseArgs:
         default_window: w used when `encode`/`decode`/`frame_rate` get `window=None`.
         ar_layers: layers of the depth-AR transformer; 0 disables the AR loss.
         ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
+        pitch_head: the auxiliary pitch head on the quantized tokens (training only; its loss
+            is `training.lambdas.pitch`; `codec.models.almtokenizer.pitch_head`).
     """
 
     frontend: str = "encodec"
@@ -117,6 +119,7 @@ class BaseArgs:
     ar_layers: int = 2
     ar_dim: int = 128
     ar_n_heads: int = 4
+    pitch_head: bool = False
 
     @property
     def hop_length(self) -> int:

@@ -33,11 +33,12 @@ from codec.models.almtokenizer.interleave import (
     retrieve_queries,
 )
 from codec.models.almtokenizer.mae import MAEDecoder, random_frame_mask
+from codec.models.almtokenizer.pitch_head import PitchHead, semitone_targets
 from codec.models.almtokenizer.quantizer import ResidualVQ
 from codec.models.almtokenizer.standardize import FrameStandardizer
 from codec.models.almtokenizer.training_hooks import ALMTrainingHooks
 from codec.models.almtokenizer.transformer import Transformer
-from codec.models.base import Codec, Encoded, TrainOutput
+from codec.models.base import SAMPLE_RATE, Codec, Encoded, TrainOutput
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
             if a.ar_layers and a.n_codebooks >= 2
             else None
         )
+        self.pitch_head = PitchHead(a.dim) if a.pitch_head else None
         self.freeze_frontend()
         self._warned_stats = False
 
@@ -226,7 +228,8 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         stage 2: the full path with the reconstruction through the frozen decoder; losses
             "loss/commit", "loss/latent" (MSE of the decoded frames against the patchify frames,
             both standardised), "loss/mae" (when the MAE branch is on) and "loss/ar" (when the
-            depth-AR head is on), unweighted; codes and codebook stats.
+            depth-AR head is on), "loss/pitch" (when the pitch head is on), unweighted; codes and
+            codebook stats.
 
         `frames`: the raw patchify frames `[B, d, T]` of `wav` (e.g. from a latent cache, with
         N = T * hop), used instead of running the encoder.
@@ -271,6 +274,9 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
             losses["loss/mae"] = MAEDecoder.loss(pred, z.transpose(1, 2), mask)
         if self.depth_ar is not None:
             losses["loss/ar"] = self.depth_ar(q.layer_outputs)
+        if self.pitch_head is not None:
+            targets = semitone_targets(wav, SAMPLE_RATE)
+            losses["loss/pitch"] = self.pitch_head.loss(q.quantized, targets)
         stats = dict(q.stats)
         stats["stats/latent_rel"] = float(
             (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)

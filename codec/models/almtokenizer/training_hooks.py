@@ -113,6 +113,9 @@ class ALMTrainingHooks:
         if stage == 2 and "ar" in zero_weight_losses and args["base_args"]["ar_layers"]:
             log.info("training.lambdas.ar is 0: building the model without the depth-AR head")
             args["base_args"]["ar_layers"] = 0
+        if stage == 2 and "pitch" in zero_weight_losses and args["base_args"]["pitch_head"]:
+            log.info("training.lambdas.pitch is 0: building the model without the pitch head")
+            args["base_args"]["pitch_head"] = False
         model = cls.from_config(args)
         if source:
             try:
@@ -150,9 +153,10 @@ class ALMTrainingHooks:
             *self.frontend.decoder.parameters(),
         ]
 
-    # training-only branches a start checkpoint may lack (stage 2 with the MAE branch or the
-    # depth-AR head switched on over a model trained without them): they start fresh
-    FRESH_BRANCHES = ("mae.", "depth_ar.")
+    # training-only branches a start checkpoint may lack (stage 2 with the MAE branch, the
+    # depth-AR head or the pitch head switched on over a model trained without them): they
+    # start fresh
+    FRESH_BRANCHES = ("mae.", "depth_ar.", "pitch_head.")
 
     def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
         """Strict, except for what a start checkpoint cannot hold yet:
