@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,6 +72,17 @@ def test_traversal_strip_reads_steps_and_glides(studio: SimpleNamespace, tmp_pat
     assert traversal_strip(studio, None) is None
 
 
+def _call(fn, *args, **kwargs):
+    """A handler as Gradio calls it: heavy handlers are coroutines (they wait in the gate)."""
+    out = fn(*args, **kwargs)
+    return asyncio.run(out) if inspect.iscoroutine(out) else out
+
+
+def _traces(fig) -> list[dict]:
+    """The traces of a figure, a plotly Figure or its plain JSON (what the app sends)."""
+    return list(fig["data"]) if isinstance(fig, dict) else [t.to_plotly_json() for t in fig.data]
+
+
 def test_tabs_chain_the_judge_after_their_outputs(assets) -> None:
     """The page wires the judge as chained events after reconstruct / transfer / traverse,
     reading those events' own outputs; the tabs' API parameters stay as they were."""
@@ -91,12 +104,12 @@ def test_tabs_chain_the_judge_after_their_outputs(assets) -> None:
     # the chained handlers on real outputs of the tab functions
     out = transfer(studio, str(assets.clip), "cello", "A3", 1.0, 4)
     n = 2 * len(studio.codecs)
-    text = fns["transfer_judge"].fn(*out[:n], progress=None)
+    text = _call(fns["transfer_judge"].fn, *out[:n], progress=None)
     assert text.count("sounds like: ") == len(studio.codecs) and "(before: " in text
     players, zip_path, _ = out[:n], out[n], out[n + 1]
     assert zip_path.endswith(".zip")
     trav = traverse_both(studio, ["bass A3", "clarinet A6"], None, "steps", 3, "linear", 4)
-    fig = fns["traverse_judge"].fn(trav[len(studio.codecs)], progress=None)
-    assert len([d for d in fig.data if d.type == "heatmap"]) == len(studio.codecs)
-    caps = fns["reconstruct_judge"].fn(*players[1::2], progress=None)
+    fig = _call(fns["traverse_judge"].fn, trav[len(studio.codecs)], progress=None)
+    assert len([d for d in _traces(fig) if d["type"] == "heatmap"]) == len(studio.codecs)
+    caps = _call(fns["reconstruct_judge"].fn, *players[1::2], progress=None)
     assert len(caps) == len(studio.codecs) and all(c.startswith("**recognised as: ") for c in caps)
