@@ -11,12 +11,11 @@ runs after one warm-up.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 
+from bench.timing import median_seconds
 from codec.models.base import Codec
 from codec.models.registry import load_codec
 
@@ -35,13 +34,7 @@ def clip(seconds: float, sr: int = 24000) -> torch.Tensor:
 @torch.inference_mode()
 def time_codec(codec: Codec, wav: torch.Tensor, window: int | None, repeats: int) -> float:
     """Median seconds of `codec.reconstruct(wav, window)` (encode -> quantize -> decode)."""
-    codec.reconstruct(wav, window)  # warm-up
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        codec.reconstruct(wav, window)
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs)
+    return median_seconds(lambda: codec.reconstruct(wav, window), repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

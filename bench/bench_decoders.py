@@ -13,26 +13,14 @@ default size (untrained: the cost does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch import nn
 
+from bench.timing import median_seconds
 from codec.models.encodec import EnCodecCodec
 from codec.models.registry import load_codec
 from codec.models.vocos import VocosConfig, VocosDecoder, count_parameters
-
-
-def _time(fn, repeats: int) -> float:
-    """Median seconds of `fn()` over `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(decoder: nn.Module, latents: torch.Tensor, repeats: int) -> tuple[float, float]:
@@ -46,7 +34,7 @@ def measure(decoder: nn.Module, latents: torch.Tensor, repeats: int) -> tuple[fl
     def infer() -> None:
         decoder(latents)
 
-    return _time(step, repeats), _time(infer, repeats)
+    return median_seconds(step, repeats), median_seconds(infer, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

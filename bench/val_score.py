@@ -20,19 +20,17 @@ from pathlib import Path
 
 import torch
 
+from codec.models.base import Codec
 from codec.models.registry import load_codec
-from codec.training.config import ConfigError, load_config
-from codec.training.data import build_loaders
+from codec.training.config import ConfigError, TrainConfig, load_config
+from codec.training.data import Loaders, build_loaders
 from codec.training.evaluation import evaluate
 
 log = logging.getLogger("bench.val_score")
 
 
-def score(config: str, checkpoint: str, overrides: list[str]) -> dict[str, float]:
-    """The trainer's eval scalars of `checkpoint` on the held-out clips of `config`."""
-    cfg = load_config(config, overrides)
-    loaders = build_loaders(cfg, rank=0, world_size=1)
-    model = load_codec(checkpoint)
+def score(model: Codec, cfg: TrainConfig, loaders: Loaders) -> dict[str, float]:
+    """The trainer's eval scalars of `model` on the held-out clips of `loaders`."""
     t = cfg.training
     res = evaluate(
         model, loaders.held_out_loader(), t.stage, t.eval_windows, torch.device("cpu"),
@@ -57,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out: dict[str, dict[str, float]] = {}
     try:
+        cfg = load_config(args.config, args.overrides)
+        loaders = build_loaders(cfg, rank=0, world_size=1)  # once: every checkpoint, same clips
         for ckpt in args.checkpoint:
-            out[ckpt] = score(args.config, ckpt, args.overrides)
+            out[ckpt] = score(load_codec(ckpt), cfg, loaders)
     except (ConfigError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
