@@ -12,6 +12,7 @@ import yaml
 
 from bench import val_score
 from codec.checkpoint import CheckpointError
+from codec.models.almtokenizer import ALMTokenizer
 from codec.models.encodec import EnCodecCodec
 from codec.models.registry import load_codec
 from codec.models.vocos import VocosDecoder
@@ -231,6 +232,88 @@ def test_vocos_start_state_is_strict_outside_the_decoder(trained: dict[str, Path
     broken = {k: v for k, v in state.items() if not k.startswith("encoder.model.0")}
     with pytest.raises(CheckpointError, match="start"):
         EnCodecCodec(config).load_start_state(broken, "start")
+
+
+def test_alm_decoder_stage_swaps_in_a_fresh_vocos_told_the_window(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    start = trained["almtokenizer"]
+    freeze = "[mask_token, decoder., frame_out.]"
+    cfg = _stage3(
+        trained, "almtokenizer", tmp_path,
+        f"model.base_args={{acoustic_decoder: vocos, vocos: {TINY_VOCOS}}}",
+        f"training.freeze={freeze}", "training.lambdas.latent=0.0",
+    )  # fmt: skip
+    model = build_model(cfg)
+    assert isinstance(model.frontend.decoder, VocosDecoder)
+    trainable_parameters(model, cfg)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith("frontend.decoder.") for n in names)
+
+    final = train(cfg).final_dir
+    seanet, vocos = load_codec(start), load_codec(final)
+    assert vocos.config.base_args.acoustic_decoder == "vocos"
+    saved = seanet.state_dict()
+    for k, v in vocos.state_dict().items():  # only the acoustic decoder changed
+        if not k.startswith("frontend.decoder."):
+            assert torch.equal(v, saved[k]), k
+    wav = torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(0)) * 0.1
+    outs = {}
+    for w in (2, 4):
+        codes = vocos.encode(wav, w).codes
+        assert torch.equal(seanet.encode(wav, w).codes, codes)
+        outs[w] = vocos.decode(vocos.codes_to_latents(codes), w, num_samples=4800)
+        assert outs[w].shape == (1, 1, 4800) and torch.isfinite(outs[w]).all()
+    # the window reaches the decoder's adaptive norms: setting w - 1 and no other
+    tokens = vocos.encode(wav, 4).quantized
+    before = {w: vocos.decode(tokens, w, num_samples=4800) for w in (3, 4)}
+    with torch.no_grad():
+        vocos.frontend.decoder.norm.shift.weight[3] += 1.0
+    assert torch.equal(vocos.decode(tokens, 3, num_samples=4800), before[3])
+    assert not torch.allclose(vocos.decode(tokens, 4, num_samples=4800), before[4])
+
+
+def _alm_with_vocos(trained: dict[str, Path]) -> tuple[ALMTokenizer, dict]:
+    """The trained tiny ALMTokenizer (SEANet) and its config with a Vocos acoustic decoder."""
+    seanet = load_codec(trained["almtokenizer"])
+    config = seanet.config_dict()
+    config["base_args"].update(acoustic_decoder="vocos", vocos=TINY_VOCOS)
+    return seanet, config
+
+
+def test_alm_vocos_start_state_is_strict_outside_the_acoustic_decoder(
+    trained: dict[str, Path],
+) -> None:
+    seanet, config = _alm_with_vocos(trained)
+    state = seanet.state_dict()
+    model = ALMTokenizer.from_config(config)
+    added = model.load_start_state(state, "start")
+    assert added and all(k.startswith("frontend.decoder.") for k in added)
+    assert torch.equal(model.frame_out.weight, state["frame_out.weight"])
+    broken = {k: v for k, v in state.items() if k != "frame_out.weight"}
+    with pytest.raises(CheckpointError, match="start"):
+        ALMTokenizer.from_config(config).load_start_state(broken, "start")
+    # a Vocos checkpoint loads strictly: its own decoder, nothing fresh
+    trained_vocos = model.state_dict()
+    again = ALMTokenizer.from_config(config)
+    assert again.load_start_state(trained_vocos, "vocos") == []
+    partial = {k: v for k, v in trained_vocos.items() if not k.endswith("head.weight")}
+    with pytest.raises(CheckpointError, match="vocos"):
+        ALMTokenizer.from_config(config).load_start_state(partial, "vocos")
+
+
+def test_an_alm_vocos_config_takes_only_the_encoder_from_an_encodec_autoencoder(
+    trained: dict[str, Path],
+) -> None:
+    _, config = _alm_with_vocos(trained)
+    model = ALMTokenizer.from_config(config)
+    fresh = {k: v.clone() for k, v in model.frontend.decoder.state_dict().items()}
+    model.frontend.load_from_encodec(load_codec(trained["autoencoder"]), "ae")
+    assert all(torch.equal(v, fresh[k]) for k, v in model.frontend.decoder.state_dict().items())
+    assert torch.equal(
+        model.frontend.encoder.state_dict()["model.0.conv.conv.bias"],
+        load_codec(trained["autoencoder"]).encoder.state_dict()["model.0.conv.conv.bias"],
+    )
 
 
 def test_val_score_scores_a_checkpoint_on_a_configs_held_out_clips(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from codec.models.base import SAMPLE_RATE
+from codec.models.vocos import VocosConfig
 from codec.schema import ConfigError, build_dataclass, config_section
 
 FRONTENDS: tuple[str, ...] = ("encodec",)
@@ -84,6 +85,10 @@ class BaseArgs:
         ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
         pitch_head: the auxiliary pitch head on the quantized tokens (training only; its loss
             is `training.lambdas.pitch`; `codec.models.almtokenizer.pitch_head`).
+        acoustic_decoder: unpatchify's decoder: "seanet" (the autoencoder's own, from
+            `frontend_checkpoint`) or "vocos" (`codec.models.vocos`, told the window; it
+            starts untrained and learns in the decoder stage, training.stage 3).
+        vocos: the Vocos decoder's architecture (used when `acoustic_decoder` is "vocos").
     """
 
     frontend: str = "encodec"
@@ -120,6 +125,8 @@ class BaseArgs:
     ar_dim: int = 128
     ar_n_heads: int = 4
     pitch_head: bool = False
+    acoustic_decoder: Literal["seanet", "vocos"] = "seanet"
+    vocos: VocosConfig = field(default_factory=VocosConfig)
 
     @property
     def hop_length(self) -> int:

@@ -1,10 +1,14 @@
 """The `encodec` front end: a frozen EnCodec-architecture autoencoder as patchify / unpatchify.
 
 Patchify is the SEANet encoder (continuous 75 Hz latents, before any RVQ), unpatchify the SEANet
-decoder, as in the reference reproduction. Any size is supported: the architecture (n_filters,
-residual layers, ratios, LSTM layers, causal, norm, dimension = `patch_dim`) is part of the
-ALMTokenizer config, so an ALMTokenizer checkpoint folder rebuilds it strictly and carries its
-weights; the source checkpoint is only read when a model is set up for training.
+decoder, as in the reference reproduction, or (`base_args.acoustic_decoder: vocos`) a Vocos
+decoder (`codec.models.vocos`) whose adaptive norms are told the window; it starts untrained and
+learns in the decoder stage (stage 3) on the model's own decoded frames.
+
+Any size is supported: the architecture (n_filters, residual layers, ratios, LSTM layers,
+causal, norm, dimension = `patch_dim`) is part of the ALMTokenizer config, so an ALMTokenizer
+checkpoint folder rebuilds it strictly and carries its weights; the source checkpoint is only
+read when a model is set up for training.
 
 Weights (`BaseArgs.frontend_checkpoint`, read by `load_frontend_checkpoint`):
   * one of our EnCodec checkpoint folders (safetensors + config.json, e.g.
@@ -35,6 +39,7 @@ from codec.checkpoint import module_hash
 from codec.models.almtokenizer.config import BaseArgs
 from codec.models.base import SAMPLE_RATE, fit_length
 from codec.models.seanet import build_seanet
+from codec.models.vocos import VocosDecoder
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,8 @@ ARCH_FIELDS = {
 
 
 class EncodecFrontend(nn.Module):
-    """Frozen SEANet encoder (patchify) and decoder (unpatchify) of an EnCodec autoencoder.
+    """Frozen SEANet encoder (patchify) and decoder (unpatchify) of an EnCodec autoencoder;
+    the decoder is a Vocos decoder instead when `args.acoustic_decoder` is "vocos".
 
     Gradients still flow through `unpatchify` to its input (stage 2 trains through it).
 
@@ -70,10 +76,17 @@ class EncodecFrontend(nn.Module):
     def __init__(self, args: BaseArgs) -> None:
         super().__init__()
         self.hop_length, self.patch_dim = math.prod(args.encodec_ratios), args.patch_dim
-        self.encoder, self.decoder = build_seanet(
+        self.default_window = args.default_window
+        self.encoder, decoder = build_seanet(
             args.patch_dim, args.encodec_n_filters, args.encodec_residual_layers,
             args.encodec_ratios, args.encodec_norm, args.encodec_causal, args.encodec_lstm,
         )  # fmt: skip
+        # a Vocos decoder tells the windows 1..window_max apart (setting index w - 1)
+        self.decoder: nn.Module = (
+            VocosDecoder(args.patch_dim, self.hop_length, args.window_max, args.vocos)
+            if args.acoustic_decoder == "vocos"
+            else decoder
+        )
         self.requires_grad_(False)
         self.train(False)
 
@@ -92,10 +105,22 @@ class EncodecFrontend(nn.Module):
             raise ValueError(f"patchify expects [B, 1, N], got {tuple(wav.shape)}")
         return self.encoder(self.pad_to_hop(wav))
 
-    def unpatchify(self, e: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
-        """Latent frames `[B, d, T]` -> waveform `[B, 1, T * hop]`, or exactly `num_samples`."""
+    @property
+    def vocos(self) -> bool:
+        """Whether the decoder is a Vocos decoder (told the window) rather than SEANet."""
+        return isinstance(self.decoder, VocosDecoder)
+
+    def unpatchify(
+        self, e: torch.Tensor, num_samples: int | None = None, window: int | None = None
+    ) -> torch.Tensor:
+        """Latent frames `[B, d, T]` -> waveform `[B, 1, T * hop]`, or exactly `num_samples`.
+        `window`: the tokens' window (default `default_window`), which a Vocos decoder is told;
+        SEANet ignores it."""
         if e.ndim != 3 or e.shape[1] != self.patch_dim:
             raise ValueError(f"unpatchify expects [B, {self.patch_dim}, T], got {tuple(e.shape)}")
+        if self.vocos:
+            w = self.default_window if window is None else window
+            return fit_length(self.decoder(e, w - 1), num_samples)
         return fit_length(self.decoder(e), num_samples)
 
     def weights_hash(self) -> str:
@@ -106,12 +131,16 @@ class EncodecFrontend(nn.Module):
 
     @torch.no_grad()
     def load_from_encodec(self, codec: nn.Module, where: str) -> None:
-        """Copy the encoder and decoder of an `EnCodecCodec` strictly.
+        """Copy the encoder and decoder of an `EnCodecCodec` strictly; a Vocos decoder is not
+        copied (EnCodec's is told bandwidths, not windows): it keeps its initialisation.
 
         Raises:
             ValueError: its architecture differs from this front end's (names `where`).
         """
-        for part in ("encoder", "decoder"):
+        parts = ("encoder",) if self.vocos else ("encoder", "decoder")
+        if self.vocos:
+            log.info("%s: the encoder only; the Vocos decoder starts untrained", where)
+        for part in parts:
             own, src = getattr(self, part).state_dict(), getattr(codec, part).state_dict()
             bad = sorted(set(own) ^ set(src)) + [
                 k for k in own if k in src and own[k].shape != src[k].shape

@@ -133,10 +133,12 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         with torch.no_grad():
             return self.frontend.patchify(wav)
 
-    def unpatchify(self, z: torch.Tensor, num_samples: int | None = None) -> torch.Tensor:
-        """Standardised frames `[B, d, T]` -> waveform `[B, 1, T * hop]` (or `num_samples`),
-        through the frozen decoder (gradients reach `z`)."""
-        return self.frontend.unpatchify(self.standardizer.inverse(z), num_samples)
+    def unpatchify(
+        self, z: torch.Tensor, num_samples: int | None = None, window: int | None = None
+    ) -> torch.Tensor:
+        """Standardised frames `[B, d, T]` decoded from tokens of window `window` -> waveform
+        `[B, 1, T * hop]` (or `num_samples`), through the frozen decoder (gradients reach `z`)."""
+        return self.frontend.unpatchify(self.standardizer.inverse(z), num_samples, window)
 
     def encode_frames(
         self, z: torch.Tensor, window: int, mae_mask: torch.Tensor | None = None
@@ -195,7 +197,7 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         """Latents (continuous or quantized) `[B, D, n]` -> waveform `[B, 1, n * w * hop]`, or
         exactly `num_samples` long when given."""
         w = self._window(window)
-        return self.unpatchify(self.decode_frames(latents, w), num_samples)
+        return self.unpatchify(self.decode_frames(latents, w), num_samples, w)
 
     @torch.no_grad()
     def quantize(self, latents: torch.Tensor, window: int | None = None) -> torch.Tensor:
@@ -239,7 +241,7 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         n = wav.shape[-1]
         if stage == 1:
             with torch.no_grad():
-                recon = self.frontend.unpatchify(self.frontend.patchify(wav), n)
+                recon = self.frontend.unpatchify(self.frontend.patchify(wav), n, window)
             return TrainOutput(recon=recon, losses={}, codes=None, stats={})
         if stage not in (2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
@@ -261,7 +263,7 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         _, h = self.encode_frames(z, w)
         q = self.quantizer(h)
         z_hat = self.decode_frames(q.quantized, w)[..., :T]  # (B, d, T)
-        recon = self.unpatchify(z_hat, n)
+        recon = self.unpatchify(z_hat, n, w)
         losses: dict[str, torch.Tensor] = {
             "loss/commit": q.commit_loss,
             "loss/latent": nn.functional.mse_loss(z_hat, z),
@@ -291,7 +293,7 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
             codes = self.quantizer.encode(h)
             tokens = self.quantizer.decode(codes)
         z_hat = self.decode_frames(tokens, window)[..., : z.shape[-1]]
-        recon = self.unpatchify(z_hat, num_samples)
+        recon = self.unpatchify(z_hat, num_samples, window)
         rel = (z_hat.detach() - z).pow(2).sum() / z.pow(2).sum().clamp_min(1e-8)
         return TrainOutput(
             recon=recon,

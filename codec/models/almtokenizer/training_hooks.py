@@ -25,6 +25,7 @@ from codec.models.trainable import FrameFrontend
 from codec.schema import ConfigError
 
 log = logging.getLogger(__name__)
+ACOUSTIC_DECODER = "frontend.decoder."
 
 
 class ALMTrainingHooks:
@@ -167,7 +168,10 @@ class ALMTrainingHooks:
           stage's larger-decoder runs);
         - a training-only branch the checkpoint has none of (the MAE branch, the depth-AR
           head), switched on for a further stage-2 run: it keeps its fresh initialisation.
-          A branch the checkpoint holds loads strictly.
+          A branch the checkpoint holds loads strictly;
+        - a Vocos acoustic decoder (`base_args.acoustic_decoder: vocos`) over a checkpoint with
+          the SEANet one: the SEANet tensors are dropped and the Vocos decoder starts untrained
+          (the decoder stage trains it).
 
         Returns the names of the tensors the file did not hold."""
         prefix = "decoder.blocks."
@@ -184,7 +188,11 @@ class ALMTrainingHooks:
             for branch in self.FRESH_BRANCHES
             if k.startswith(branch) and not any(s.startswith(branch) for s in state)
         ]  # fmt: skip
-        added = grown + fresh
+        vocos = self._fresh_vocos(state)
+        if vocos:  # a SEANet checkpoint under a Vocos acoustic decoder: its decoder is dropped
+            state = {k: v for k, v in state.items() if not k.startswith(ACOUSTIC_DECODER)}
+            log.info("%s: the Vocos acoustic decoder starts untrained", where)
+        added = grown + fresh + vocos
         load_state_strict(self, {**state, **{k: own[k] for k in added}}, where)
         with torch.no_grad():
             for i in range(n_saved, len(self.decoder.blocks)):
@@ -195,6 +203,14 @@ class ALMTrainingHooks:
         if fresh:
             log.info("%s: %d tensors of new training-only branches start fresh", where, len(fresh))
         return added
+
+    def _fresh_vocos(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """The Vocos acoustic decoder's tensor names when `state` holds another acoustic
+        decoder (SEANet) and none of them, else []."""
+        own = [k for k in self.state_dict() if k.startswith(ACOUSTIC_DECODER)]
+        if self.config.base_args.acoustic_decoder != "vocos" or any(k in state for k in own):
+            return []
+        return own
 
     def stage1_state_keys(self) -> list[str]:
         """The front end's state."""
