@@ -5,7 +5,9 @@ Gradio's `delete_cache` removes files by age only, so under a crowd the cache gr
 request rate (measured: 103 MB in 1,075 files after ~330 requests). `DiskCap.enforce` removes
 the oldest files first until the folders together are under the cap; `start` runs it in a
 daemon thread every few seconds. A cached result whose file was removed is computed again
-(`app.state.LRU.get_or_compute(valid=...)`).
+(`app.state.LRU.get_or_compute(valid=...)`); one handed out again is `refreshed` first, so the
+cap counts it as new (measured without: in a 60-minute soak a repeated request got the path of
+an old file that the cap removed before the page fetched it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ def _files(folders: Sequence[Path]) -> list[tuple[float, int, Path]]:
                     continue
                 out.append((st.st_mtime, st.st_size, path))
     return out
+
+
+def refreshed(path: str | Path) -> bool:
+    """Whether `path` is still on disk; if it is, its mtime becomes now, so that `DiskCap`
+    (oldest first, never younger than `keep_seconds`) treats a file handed out again as new."""
+    try:
+        os.utime(path)
+    except OSError:
+        return False
+    return True
 
 
 def disk_usage(folders: Sequence[Path]) -> DiskUsage:

@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from app.gate import BusyError, RequestGate  # noqa: E402
-from app.janitor import DiskCap, disk_usage  # noqa: E402
+from app.janitor import DiskCap, disk_usage, refreshed  # noqa: E402
 from codec.models.base import CodecSetting  # noqa: E402
 
 
@@ -124,6 +124,14 @@ def test_disk_cap_removes_oldest_files_first_until_under_the_cap(tmp_path: Path)
     # a young file is kept even when the cap cannot be met without it
     usage = DiskCap([a, b], max_bytes=1_000, keep_seconds=5.0).enforce(now)
     assert young.exists() and usage.bytes == 5_000
+
+
+def test_a_file_handed_out_again_counts_as_new_for_the_disk_cap(tmp_path: Path) -> None:
+    now = time.time()
+    old = [_file(tmp_path / f"old{i}.wav", 1000, now - 100 + i) for i in range(3)]
+    assert refreshed(old[0]) and not refreshed(tmp_path / "gone.wav")
+    DiskCap([tmp_path], max_bytes=1_000, keep_seconds=5.0).enforce(time.time())
+    assert old[0].exists() and not old[1].exists() and not old[2].exists()
 
 
 def test_app_keeps_a_cached_column_only_while_its_file_exists() -> None:

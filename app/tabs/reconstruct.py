@@ -15,7 +15,6 @@ first bandwidth codec's `bandwidth`, further ones `<codec key>_<kind>` (for exam
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from app.figures import (
     spectrogram_figure,
     token_timeline_figure,
 )
+from app.janitor import refreshed
 from app.judging import judge_loader, reconstruct_verdicts
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
 from app.tabs.widgets import named_handler, setting_control
@@ -167,10 +167,10 @@ def codec_column(studio: Studio, clip: Clip, entry: LoadedCodec, value: float | 
         label = entry.setting.label(value)
         return _column(studio, clip, entry, label, recon, enc.codes[0], frame_rate, bitrate)
 
-    def on_disk(column: Column) -> bool:  # the disk cap may have removed the file
-        return os.path.exists(column.audio)
-
-    return studio.results.get_or_compute((clip.key, entry.key, value), compute, on_disk)
+    # the disk cap may have removed the file; one handed out again counts as new for it
+    return studio.results.get_or_compute(
+        (clip.key, entry.key, value), compute, lambda column: refreshed(column.audio)
+    )
 
 
 def original_outputs(studio: Studio, clip: Clip) -> list[Any]:
