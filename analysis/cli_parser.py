@@ -115,7 +115,7 @@ def _common(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument(
         "--encodec-checkpoint",
         type=Path,
-        default=Path("checkpoints/encodec_demo"),
+        default=Path("checkpoints/encodec_vocos_demo"),
         help="EnCodec checkpoint folder (our same-data baseline)",
     )
     g.add_argument(

@@ -25,7 +25,7 @@ from codec.models.registry import Backend, default_lineup, get_backend
 log = logging.getLogger(__name__)
 
 DEFAULT_ALM_CHECKPOINT = Path("checkpoints/almtokenizer_demo")
-DEFAULT_ENCODEC_CHECKPOINT = Path("checkpoints/encodec_demo")
+DEFAULT_ENCODEC_CHECKPOINT = Path("checkpoints/encodec_vocos_demo")
 
 
 @dataclass(eq=False)

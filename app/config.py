@@ -8,7 +8,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ALM_CHECKPOINT = REPO_ROOT / "checkpoints" / "almtokenizer_demo"
-DEFAULT_ENCODEC_CHECKPOINT = REPO_ROOT / "checkpoints" / "encodec_demo"
+# EnCodec with its Vocos decoder; checkpoints/encodec_demo is the same encoder and RVQ with the
+# shared autoencoder's SEANet decoder (the front end under ALMTokenizer)
+DEFAULT_ENCODEC_CHECKPOINT = REPO_ROOT / "checkpoints" / "encodec_vocos_demo"
 DEFAULT_DATASET_ROOT = REPO_ROOT / "data" / "demo"
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "latents"
 WINDOW_MIN, WINDOW_MAX = 2, 10

@@ -40,7 +40,7 @@ def time_codec(codec: Codec, wav: torch.Tensor, window: int | None, repeats: int
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_codecs", description=__doc__)
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo")
-    p.add_argument("--encodec", default="checkpoints/encodec_demo")
+    p.add_argument("--encodec", default="checkpoints/encodec_vocos_demo")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--window", type=int, default=6)
     p.add_argument("--bandwidth", type=float, default=1.5)

@@ -1,14 +1,16 @@
 """The quality gates of the shared autoencoder and both codecs, measured on audio.
 
     python -m bench.gates [--dataset data/demo] [--alm checkpoints/almtokenizer_demo]
-        [--encodec checkpoints/encodec_demo] [--autoencoder FOLDER] [--json OUT]
+        [--encodec checkpoints/encodec_vocos_demo] [--autoencoder checkpoints/encodec_demo]
+        [--json OUT]
 
 Scores the held-out sounds of a Good-sounds-layout dataset (its val + test sounds, never trained
 on; for an independent held-out set, every clip): "pitch kept" on pitched notes (same semitone by
 autocorrelation f0) and delay-aligned SI-SDR per category (notes, speech). Rows:
-- the autoencoder with continuous latents: decode(encode(x).latents), no quantizer; by default
-  the EnCodec checkpoint's own encoder/decoder (they are the shared, frozen autoencoder);
-- EnCodec at 1.5 / 3 / 6 kbps (the autoencoder + its RVQ);
+- the autoencoder with continuous latents: decode(encode(x).latents), no quantizer, of the
+  `--autoencoder` checkpoint (checkpoints/encodec_demo: the shared, frozen autoencoder);
+- EnCodec at 1.5 / 3 / 6 kbps (the shared encoder + its RVQ + its decoder: the bundled one
+  decodes with Vocos);
 - ALMTokenizer at w = 3, 6, 10.
 Prints a table with each gate of issue 12 marked met or not, and writes JSON with `--json`.
 """
@@ -180,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         help="which unseen sounds: val + test (default), val (for choosing checkpoints), test",
     )
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo")
-    p.add_argument("--encodec", default="checkpoints/encodec_demo")
-    p.add_argument("--autoencoder", default=None, help="default: the --encodec checkpoint")
+    p.add_argument("--encodec", default="checkpoints/encodec_vocos_demo")
+    p.add_argument(
+        "--autoencoder",
+        default="checkpoints/encodec_demo",
+        help="an EnCodec folder whose own decoder is the shared autoencoder's",
+    )
     p.add_argument("--windows", default="3,6,10")
     p.add_argument("--bandwidths", default="1.5,3,6")
     p.add_argument("--max-seconds", type=float, default=10.0)
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = load_or_fit_judge("data/demo") if args.judge else None
     log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
     rows: list[GateRow] = []
-    ae = load_codec(args.autoencoder or args.encodec).eval()
+    ae = load_codec(args.autoencoder).eval()
     rows.append(score("autoencoder (continuous)", continuous(ae), clips, judge, labels))
     if args.encodec:
         enc = load_codec(args.encodec).eval()

@@ -2,7 +2,7 @@
 whether its tokens carry the pitch class and the octave.
 
     python -m bench.pitch_misses [--dataset data/demo] [--alm checkpoints/almtokenizer_demo]
-        [--encodec checkpoints/encodec_demo] [--windows 3,6,10] [--json OUT]
+        [--encodec checkpoints/encodec_vocos_demo] [--windows 3,6,10] [--json OUT]
 
 Part 1 (audio): every held-out pitched note of the dataset (its val + test sounds) is
 reconstructed; the f0 of the reconstruction is compared with the f0 of the original
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.pitch_misses", description=__doc__)
     p.add_argument("--dataset", default="data/demo")
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo")
-    p.add_argument("--encodec", default="checkpoints/encodec_demo")
+    p.add_argument("--encodec", default="checkpoints/encodec_vocos_demo")
     p.add_argument("--windows", default="3,6,10")
     p.add_argument("--bandwidths", default="1.5,6")
     p.add_argument("--max-seconds", type=float, default=4.0)

@@ -9,8 +9,10 @@ the page still answers, and the app's memory, disk and open files over time.
 
 Each user is a `gradio_client.Client` that, in a loop, reconstructs a 2 s clip at a random
 window and bandwidth (`/reconstruct`, then the chained `/reconstruct_judge` as the page does).
-Every request sends a clip of its own (a held-out demo note or speech clip plus a dither), so
-no request is served from the results cache: the figures are for new uploads. A prober asks
+The clips are a pool of max(200, 20 x users) distinct 2 s wavs (held-out demo notes and speech
+clips, each with a dither of its own), drawn at random: a request repeats an earlier clip at
+the same setting rarely (the app's results cache keeps the last 128 columns; a repeat inside it
+is served from there), so the figures are mostly for new uploads. A prober asks
 for the page (`GET /`), its config (`GET /config`) and the warm-up status (a queue-free call)
 every few seconds and reports the slowest answer. The app runs with its own temporary folder
 (TMPDIR and GRADIO_TEMP_DIR), so "disk" is everything it wrote: outputs, exports, uploads and

@@ -1,7 +1,8 @@
 """Re-measure every audio-judge figure in one command (issue 14).
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python scripts/measure_judge.py \
-        --alm checkpoints/almtokenizer_demo --encodec checkpoints/encodec_demo --out docs/judge
+        --alm checkpoints/almtokenizer_demo --encodec checkpoints/encodec_vocos_demo \
+        --out docs/judge
 
 Writes `judge_figures.md`, `judge_figures.json` and (every judged transfer) `judge_transfers.csv`
 under --out and prints the Markdown:
@@ -70,7 +71,7 @@ def pitch_tracker_accuracy(items: list) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--alm", default="checkpoints/almtokenizer_demo", help="folder or 'none'")
-    p.add_argument("--encodec", default="checkpoints/encodec_demo", help="folder or 'none'")
+    p.add_argument("--encodec", default="checkpoints/encodec_vocos_demo", help="folder or 'none'")
     p.add_argument("--dataset-root", type=Path, default=Path("data/demo"))
     p.add_argument("--heldout-root", type=Path, default=None, help="independent held-out set")
     p.add_argument("--max-clips", type=int, default=0, help="reconstruct at most N clips")

@@ -122,7 +122,7 @@ def test_flags_reach_config(assets: AppAssets) -> None:
     defaults = config_from_args(parser.parse_args([]), parser)
     assert (defaults.host, defaults.port, defaults.share) == ("127.0.0.1", 7860, False)
     assert defaults.alm_checkpoint.name == "almtokenizer_demo"
-    assert defaults.encodec_checkpoint.name == "encodec_demo"
+    assert defaults.encodec_checkpoint.name == "encodec_vocos_demo"
 
 
 def test_missing_default_checkpoints_fall_back_with_banner(assets: AppAssets, tmp_path) -> None:

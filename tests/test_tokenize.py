@@ -293,5 +293,5 @@ def test_backend_defaults_come_from_the_registry(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no official file in this hub cache
     enc = load_tokenizer_codec("encodec", None, None, bandwidth=3.0)
     assert isinstance(enc, EnCodecCodec) and enc.bandwidth == 3.0
-    assert "encodec_demo" in enc.weights_source
+    assert "encodec_vocos_demo" in enc.weights_source
     assert BACKENDS["encodec_official"].find_default() is None

@@ -142,7 +142,7 @@ BACKENDS: dict[str, Backend] = {
             "EnCodec",
             _encodec,
             load_folder(_encodec),
-            lambda: [REPO_ROOT / "checkpoints" / "encodec_demo"],
+            lambda: [REPO_ROOT / "checkpoints" / n for n in ("encodec_vocos_demo", "encodec_demo")],
             _untrained_encodec,
         ),
         Backend(
