@@ -137,8 +137,9 @@ class EncodecFrontend(nn.Module):
         Raises:
             ValueError: its architecture differs from this front end's (names `where`).
         """
-        parts = ("encoder",) if self.vocos else ("encoder", "decoder")
+        parts = ("encoder", "decoder")
         if self.vocos:
+            parts = ("encoder",)
             log.info("%s: the encoder only; the Vocos decoder starts untrained", where)
         for part in parts:
             own, src = getattr(self, part).state_dict(), getattr(codec, part).state_dict()

@@ -188,7 +188,7 @@ class ALMTrainingHooks:
             for branch in self.FRESH_BRANCHES
             if k.startswith(branch) and not any(s.startswith(branch) for s in state)
         ]  # fmt: skip
-        vocos = self._fresh_vocos(state)
+        vocos = self._fresh_vocos(state, own)
         if vocos:  # a SEANet checkpoint under a Vocos acoustic decoder: its decoder is dropped
             state = {k: v for k, v in state.items() if not k.startswith(ACOUSTIC_DECODER)}
             log.info("%s: the Vocos acoustic decoder starts untrained", where)
@@ -204,13 +204,15 @@ class ALMTrainingHooks:
             log.info("%s: %d tensors of new training-only branches start fresh", where, len(fresh))
         return added
 
-    def _fresh_vocos(self, state: dict[str, torch.Tensor]) -> list[str]:
-        """The Vocos acoustic decoder's tensor names when `state` holds another acoustic
-        decoder (SEANet) and none of them, else []."""
-        own = [k for k in self.state_dict() if k.startswith(ACOUSTIC_DECODER)]
-        if self.config.base_args.acoustic_decoder != "vocos" or any(k in state for k in own):
+    def _fresh_vocos(
+        self, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
+    ) -> list[str]:
+        """The names in `own` (the model's state) of the Vocos acoustic decoder when `state`
+        holds another acoustic decoder (SEANet) and none of them, else []."""
+        keys = [k for k in own if k.startswith(ACOUSTIC_DECODER)]
+        if self.config.base_args.acoustic_decoder != "vocos" or any(k in state for k in keys):
             return []
-        return own
+        return keys
 
     def stage1_state_keys(self) -> list[str]:
         """The front end's state."""
