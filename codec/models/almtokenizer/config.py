@@ -80,6 +80,9 @@ class BaseArgs:
             is added to its group's token. The bottleneck is unchanged (the decoder still only
             sees the tokens); without it the query and mask attention must first find their
             group, which stalled stage 2 (bench/results/pilot_stage2.md).
+        group_linear: position-wise linear paths between a group's frames and its token, on
+            both sides (codec.models.almtokenizer.group_linear), zero-initialised: a checkpoint
+            without them loads and starts out unchanged.
         default_window: w used when `encode`/`decode`/`frame_rate` get `window=None`.
         ar_layers: layers of the depth-AR transformer; 0 disables the AR loss.
         ar_dim, ar_n_heads: width and heads of the depth-AR transformer.
@@ -120,6 +123,7 @@ class BaseArgs:
     window_min: int = 2
     window_max: int = 10
     window_summary: bool = True
+    group_linear: bool = False
     default_window: int = 6
     ar_layers: int = 2
     ar_dim: int = 128

@@ -25,6 +25,7 @@ from codec.models.almtokenizer.config import ALMConfig
 from codec.models.almtokenizer.config import preset as _preset
 from codec.models.almtokenizer.depth_ar import DepthAR
 from codec.models.almtokenizer.frontend_encodec import EncodecFrontend
+from codec.models.almtokenizer.group_linear import GroupLinear
 from codec.models.almtokenizer.interleave import (
     group_means,
     interleave_masks,
@@ -82,6 +83,9 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
             a.dim, a.decoder_n_layers, a.n_heads, a.ffn_dim, a.causal, attn_span=a.attn_span
         )
         self.frame_out = nn.Linear(a.dim, a.patch_dim)
+        # linear paths group <-> token (None unless base_args.group_linear)
+        self.group_in = GroupLinear(a.dim, a.window_max) if a.group_linear else None
+        self.group_out = GroupLinear(a.dim, a.window_max) if a.group_linear else None
         # zero bias: the first prediction is the channel mean (0 in standardised units)
         nn.init.zeros_(self.frame_out.bias)
         self.mae = (
@@ -156,6 +160,8 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         query = self.query_token
         if self.config.base_args.window_summary:  # + the mean of the group's own frames
             query = query + group_means(x, window)
+        if self.group_in is not None:
+            query = query + self.group_in.summarize(x, window)
         inter = interleave_queries(x, query, window)
         out = self.encoder(inter.seq)
         return out, retrieve_queries(out, window).transpose(1, 2)
@@ -172,6 +178,8 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
         mask = self.mask_token[:window]
         if self.config.base_args.window_summary:  # each mask vector + its group's token
             mask = mask[None, None] + tokens[:, :, None]
+        if self.group_out is not None:
+            mask = mask + self.group_out.expand(tokens, window)
         seq = interleave_masks(tokens, mask, window)
         out = self.decoder(seq, group_size=window + 1)  # window-granular causality
         return self.frame_out(retrieve_frames(out, window)).transpose(1, 2)
@@ -207,6 +215,19 @@ class ALMTokenizer(ALMTrainingHooks, Codec):
     def codes_to_latents(self, codes: torch.Tensor, window: int | None = None) -> torch.Tensor:
         """Codes `[B, n_q, n]` -> quantized latents `[B, D, n]` (window does not matter)."""
         return self.quantizer.decode(codes)
+
+    @torch.no_grad()
+    def reconstruct_frames(
+        self, wav: torch.Tensor, window: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The front end's frames of `wav` `[B, 1, N]` and their reconstruction through the
+        quantized tokens, both raw `[B, d, T]` (T = w * ceil(N / (hop * w)))."""
+        w = self._window(window)
+        frames = self.patchify(wav, w)
+        z = self.standardizer(frames)
+        _, h = self.encode_frames(z, w)
+        z_hat = self.decode_frames(self.quantizer.decode(self.quantizer.encode(h)), w)
+        return frames, self.standardizer.inverse(z_hat[..., : z.shape[-1]])
 
     # --- training ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -145,10 +145,12 @@ class ALMTrainingHooks:
         return [p for p in self.backbone_parameters() if p.requires_grad]
 
     def decoder_parameters(self) -> list[nn.Parameter]:
-        """Stage 3: the mask tokens, the mask-token decoder, the frame projection and the
-        acoustic decoder (unpatchify): everything after the RVQ."""
+        """Stage 3: the mask tokens (and the decoder's group-linear path), the mask-token
+        decoder, the frame projection and the acoustic decoder (unpatchify): everything after
+        the RVQ."""
         return [
             self.mask_token,
+            *(self.group_out.parameters() if self.group_out is not None else ()),
             *self.decoder.parameters(),
             *self.frame_out.parameters(),
             *self.frontend.decoder.parameters(),
@@ -158,6 +160,9 @@ class ALMTrainingHooks:
     # depth-AR head or the pitch head switched on over a model trained without them): they
     # start fresh
     FRESH_BRANCHES = ("mae.", "depth_ar.", "pitch_head.")
+    # zero-initialised paths (base_args.group_linear) over a checkpoint without them: at zero
+    # the model computes what the checkpoint did
+    ZERO_PATHS = ("group_in.", "group_out.")
 
     def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
         """Strict, except for what a start checkpoint cannot hold yet:
@@ -169,6 +174,8 @@ class ALMTrainingHooks:
         - a training-only branch the checkpoint has none of (the MAE branch, the depth-AR
           head), switched on for a further stage-2 run: it keeps its fresh initialisation.
           A branch the checkpoint holds loads strictly;
+        - the group-linear paths (`base_args.group_linear`) over a checkpoint without them:
+          they start at zero, where the model computes what the checkpoint did;
         - a Vocos acoustic decoder (`base_args.acoustic_decoder: vocos`) over a checkpoint with
           the SEANet one: the SEANet tensors are dropped and the Vocos decoder starts untrained
           (the decoder stage trains it).
@@ -188,6 +195,8 @@ class ALMTrainingHooks:
             for branch in self.FRESH_BRANCHES
             if k.startswith(branch) and not any(s.startswith(branch) for s in state)
         ]  # fmt: skip
+        if not any(s.startswith(self.ZERO_PATHS) for s in state):  # both paths or neither
+            fresh += [k for k in own if k.startswith(self.ZERO_PATHS)]
         vocos = self._fresh_vocos(state, own)
         if vocos:  # a SEANet checkpoint under a Vocos acoustic decoder: its decoder is dropped
             state = {k: v for k, v in state.items() if not k.startswith(ACOUSTIC_DECODER)}
@@ -201,7 +210,7 @@ class ALMTrainingHooks:
                 block.mlp[-1].weight.zero_()
                 block.mlp[-1].bias.zero_()
         if fresh:
-            log.info("%s: %d tensors of new training-only branches start fresh", where, len(fresh))
+            log.info("%s: %d tensors of new branches or paths start fresh", where, len(fresh))
         return added
 
     def _fresh_vocos(
