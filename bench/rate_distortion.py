@@ -35,8 +35,6 @@ from codec.models.registry import load_codec
 from codec.training.config import ConfigError, load_config
 from codec.training.data import build_held_out_dataset
 
-log = logging.getLogger("bench.rate_distortion")
-
 
 @dataclass(frozen=True)
 class Row:
@@ -56,9 +54,9 @@ def relative_error(frames: torch.Tensor, decoded: torch.Tensor) -> float:
     return float(err / ((x - mean) / std).pow(2).sum().clamp_min(1e-12))
 
 
-def bits_per_second(model: Codec, codes: torch.Tensor, window: int | None) -> float:
-    """Bits per second of `codes` `[B, n_q, n]`: n_q * log2(codebook size) * token rate."""
-    return codes.shape[1] * math.log2(model.codebook_size) * model.frame_rate(window)
+def bits_per_second(model: Codec, n_q: int, window: int | None) -> float:
+    """Bits per second of `n_q` codebooks: n_q * log2(codebook size) * token rate."""
+    return n_q * math.log2(model.codebook_size) * model.frame_rate(window)
 
 
 @torch.no_grad()
@@ -67,8 +65,10 @@ def encodec_rows(model: EnCodecCodec, wav: torch.Tensor, bandwidths: list[float]
     for bw in bandwidths:
         model.set_bandwidth(bw)
         enc = model.encode(wav)
-        rows.append(Row("encodec", f"{bw:g} kbps", bits_per_second(model, enc.codes, None),
-                        relative_error(enc.latents, enc.quantized)))  # fmt: skip
+        bits = bits_per_second(model, enc.codes.shape[1], None)
+        rows.append(
+            Row("encodec", f"{bw:g} kbps", bits, relative_error(enc.latents, enc.quantized))
+        )
     return rows
 
 
@@ -78,8 +78,8 @@ def alm_rows(model: ALMTokenizer, wav: torch.Tensor, windows: list[int]) -> list
     t = -(-wav.shape[-1] // model.hop_length)  # frames of the unpadded clip
     for w in windows:
         frames, decoded = model.reconstruct_frames(wav, w)
-        codes = model.encode(wav, w).codes
-        rows.append(Row("almtokenizer", f"w={w}", bits_per_second(model, codes, w),
+        bits = bits_per_second(model, model.num_codebooks, w)
+        rows.append(Row("almtokenizer", f"w={w}", bits,
                         relative_error(frames[..., :t], decoded[..., :t])))  # fmt: skip
     return rows
 
@@ -95,7 +95,7 @@ def power_law(rows: list[Row]) -> tuple[float, float]:
 
 def same_encoder(alm: ALMTokenizer, encodec: EnCodecCodec, wav: torch.Tensor) -> bool:
     """Whether ALMTokenizer's front-end frames equal EnCodec's continuous latents on `wav`."""
-    frames, _ = alm.reconstruct_frames(wav, 1)
+    frames = alm.patchify(wav, 1)
     latents = encodec.encode(wav).latents
     t = min(frames.shape[-1], latents.shape[-1])
     return frames.shape[1] == latents.shape[1] and torch.allclose(

@@ -17,8 +17,9 @@ still sees only the tokens).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from codec.models.almtokenizer.interleave import group_frames
 
 
 class GroupLinear(nn.Module):
@@ -37,10 +38,8 @@ class GroupLinear(nn.Module):
     def summarize(self, frames: torch.Tensor, window: int) -> torch.Tensor:
         """Frames `[B, T, D]` (zero-padded to whole groups) -> one vector per group
         `[B, ceil(T / w), D]`: sum over positions j of A_j x_{g, j}."""
-        B, T, D = frames.shape
-        self._check(window, D)
-        n = -(-T // window)
-        groups = F.pad(frames, (0, 0, 0, n * window - T)).reshape(B, n, window, D)
+        self._check(window, frames.shape[-1])
+        groups = group_frames(frames, window)
         return torch.einsum("bnjd,jed->bne", groups, self.weight[:window].to(frames.dtype))
 
     def expand(self, tokens: torch.Tensor, window: int) -> torch.Tensor:

@@ -60,12 +60,17 @@ class Interleaved:
     num_frames: int
 
 
+def group_frames(frames: torch.Tensor, window: int) -> torch.Tensor:
+    """`[B, T, D]` zero-padded to whole groups and split into them: `[B, ceil(T / w), w, D]`."""
+    B, T, D = frames.shape
+    n = num_groups(T, window)
+    return F.pad(frames, (0, 0, 0, n * window - T)).reshape(B, n, window, D)
+
+
 def group_means(frames: torch.Tensor, window: int) -> torch.Tensor:
     """Mean of each group of `window` frames of `[B, T, D]` (zero-padded to whole groups):
     `[B, ceil(T / w), D]`."""
-    B, T, D = frames.shape
-    n = num_groups(T, window)
-    return F.pad(frames, (0, 0, 0, n * window - T)).reshape(B, n, window, D).mean(2)
+    return group_frames(frames, window).mean(2)
 
 
 def interleave_queries(frames: torch.Tensor, query: torch.Tensor, window: int) -> Interleaved:
@@ -75,11 +80,8 @@ def interleave_queries(frames: torch.Tensor, query: torch.Tensor, window: int) -
     T is zero-padded up to a multiple of w first, so the result has T_pad + T_pad / w positions.
     """
     B, T, D = frames.shape
-    n = num_groups(T, window)
-    pad = n * window - T
-    if pad:
-        frames = F.pad(frames, (0, 0, 0, pad))
-    groups = frames.reshape(B, n, window, D)
+    groups = group_frames(frames, window)
+    n = groups.shape[1]
     if query.ndim == 3:
         if query.shape != (B, n, D):
             raise ValueError(f"query must be [{D}] or [{B}, {n}, {D}], got {tuple(query.shape)}")
