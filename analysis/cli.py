@@ -1,4 +1,5 @@
-"""`python -m analysis map|traverse|transfer|evaluate|probe ...`.
+"""`python -m analysis map|traverse|transfer|evaluate|probe|continue|continue-eval ...`
+(continue and continue-eval: `analysis.cli_continue`).
 
 Every command loads a line-up of codecs: ALMTokenizer (--alm-checkpoint), our EnCodec
 (--encodec-checkpoint) and the official EnCodec when its weights file is given (--encodec-weights)
@@ -29,23 +30,35 @@ def _cache(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else args.cache_dir
 
 
-def _lineup(args: argparse.Namespace) -> list[Any]:
-    """The loaded codecs (`analysis.models.LoadedCodec`), in line-up order."""
-    from analysis.models import default_specs, load_codec_list
-    from codec.models.registry import family
+def _lineup(args: argparse.Namespace, latents: str | None = None) -> list[Any]:
+    """The loaded codecs (`analysis.models.LoadedCodec`), in line-up order: the default ones
+    `--codecs` keeps, the reference codecs it names (opus, codec2), then every `--codec`.
+    With `latents` (what the command does with them, e.g. "the map"), codecs without latents
+    are left out with one logged line; none left is an error."""
+    from analysis.models import CodecSpec, default_specs, load_codec_list, with_latents
+    from codec.models.registry import family, get_backend
 
     specs = default_specs(args.alm_checkpoint, args.encodec_checkpoint, args.encodec_weights)
     names = args.codecs
     if names != ("all",):
         # "encodec" names the EnCodec family: ours and, when present, the official one
         specs = [s for s in specs if s.backend in names or family(s.backend) in names]
+        specs += [CodecSpec(n) for n in names if not get_backend(n).needs_weights]
     specs += args.extra_codecs
     if not specs:
         raise ValueError("no codecs selected (--codecs none and no --codec)")
     codecs = load_codec_list(specs)
     for c in codecs:
-        if c.setting.kind == "bandwidth" and args.encodec_bandwidth in c.setting.choices:
+        if (
+            c.codec.has_latents
+            and c.setting.kind == "bandwidth"
+            and args.encodec_bandwidth in c.setting.choices
+        ):
             c.codec.apply_setting(args.encodec_bandwidth)
+    if latents is not None:
+        codecs = with_latents(codecs, latents)
+        if not codecs:
+            raise ValueError(f"no codec with latents selected for {latents}")
     return codecs
 
 
@@ -71,7 +84,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from analysis.projection import save_embedding
     from codec.audio import load_audio
 
-    lineup, items = _lineup(args), _items(args)
+    lineup, items = _lineup(args, "the map"), _items(args)
     uploads = [(p.stem, load_audio(p)) for p in args.upload]
     scores = None
     if args.with_probe:
@@ -106,7 +119,7 @@ def cmd_traverse(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be >= 2 (both ends are included)")
     if args.no_glide and args.no_steps:
         raise ValueError("--no-glide and --no-steps leave nothing to render")
-    lineup, items = _lineup(args), _items(args)
+    lineup, items = _lineup(args, "the traversal"), _items(args)
     results = [
         dataclasses.replace(traverse(
             c.codec, args.waypoints, items, args.window, args.steps, args.mode, args.space,
@@ -128,7 +141,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     from analysis.evaluate import applied, is_speech, settings_for
     from analysis.export import export_audio, safe_name
-    from analysis.metrics import codec_rates, quality_metrics
+    from analysis.metrics import quality_metrics
     from codec.audio import load_audio
 
     lineup = _lineup(args)
@@ -143,13 +156,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             c = lc.codec
             for st in settings_for(c, args.windows, args.bandwidths):
                 with applied(c, st):
-                    rec = c.reconstruct(wav[None], st.window)[0]
-                    rates = codec_rates(c, st.window)
+                    out = c.reconstruct_measured(wav[None], st.window)  # Opus: bits counted
+                rec = out.wav[0]
                 tag = f"{lc.key}_" + (f"w{st.window}" if st.window else f"{st.bandwidth:g}kbps")
                 tracks[name][tag] = rec
                 q = quality_metrics(rec, wav, c.sample_rate, speech=speech)
                 rows.append({"clip": clip.name, "codec": lc.key, "setting": st.label,
-                             "bitrate": rates.bitrate, "mel_distance": q.mel_distance,
+                             "bitrate": out.bitrate, "mel_distance": q.mel_distance,
                              "si_sdr": q.si_sdr, "stoi": q.stoi, "pesq": q.pesq})  # fmt: skip
     exp = export_audio(tracks, args.out, "reconstructions")
     with open(exp.folder / "metrics.csv", "w", newline="") as f:
@@ -164,7 +177,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from analysis.export import export_audio
     from analysis.timbre import timbre_transfer
 
-    lineup, items = _lineup(args), _items(args)
+    lineup, items = _lineup(args, "timbre transfer"), _items(args)
     tracks = {}
     judge = None if args.no_judge else _judge(args)
     for c in lineup:
@@ -196,7 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cache_dir=_cache(args), seed=args.seed,
         judge=None if args.no_judge else _judge(args), transfer_clips=args.transfer_clips,
         transfer_methods=args.transfer_methods, transfer_alphas=args.transfer_alphas,
-        labels=[c.key for c in lineup],
+        labels=[c.key for c in lineup], visqol_clips=args.visqol_clips, use_f0=not args.no_f0,
+        **({"tracker": args.tracker} if args.tracker else {}),
     )  # fmt: skip
     print(report.files["md"])
     return 0
@@ -211,7 +225,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     bad = [a for a in attrs if a not in ("instrument", "note", "octave")]
     if bad or not attrs:
         raise ValueError(f"unknown attributes {bad}; choose from instrument, note, octave")
-    lineup, items = _lineup(args), _items(args)
+    lineup, items = _lineup(args, "the probe"), _items(args)
     out: dict[str, Any] = {}
     header = (
         "| codec | attribute | linear acc | non-linear acc | ARI | NMI | homogeneity | silhouette |"
@@ -238,9 +252,22 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_continue(args: argparse.Namespace) -> int:
+    from analysis.cli_continue import cmd_continue as run
+
+    return run(args, _lineup(args, "continuation"))
+
+
+def cmd_continue_eval(args: argparse.Namespace) -> int:
+    from analysis.cli_continue import cmd_continue_eval as run
+
+    return run(args, _lineup(args, "continuation"))
+
+
 _HANDLERS = {
     "reconstruct": cmd_reconstruct, "map": cmd_map, "traverse": cmd_traverse,
     "transfer": cmd_transfer, "evaluate": cmd_evaluate, "probe": cmd_probe,
+    "continue": cmd_continue, "continue-eval": cmd_continue_eval,
 }  # fmt: skip
 
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-COMMANDS = ("reconstruct", "map", "traverse", "transfer", "evaluate", "probe")
+from analysis.cli_types import codec_names as _codec_names
+from analysis.cli_types import codec_spec as _codec_spec
+from analysis.cli_types import positive_int as _positive_int
+
+COMMANDS = (
+    "reconstruct", "map", "traverse", "transfer", "evaluate", "probe", "continue", "continue-eval",
+)  # fmt: skip
 
 
 def _window(text: str) -> int:
@@ -34,6 +39,20 @@ def _windows(text: str) -> list[int]:
     if not out:
         raise argparse.ArgumentTypeError(f"no windows in {text!r} (e.g. '2-10' or '2,4,8')")
     return out
+
+
+def _clip_budget(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of clips or 'all', got {text!r}"
+        ) from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more clips, got {n}")
+    return n
 
 
 def _floats(text: str) -> list[float]:
@@ -69,41 +88,6 @@ def _alpha(text: str) -> float:
     return a
 
 
-def _codec_names(text: str) -> tuple[str, ...]:
-    from codec.models.registry import BACKENDS
-
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
-    if names in (("all",), ("both",)):
-        return ("all",)
-    if names == ("none",):
-        return ()
-    bad = [n for n in names if n not in BACKENDS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown codec(s) {bad or text!r}; choose 'all', 'none' or from {', '.join(BACKENDS)}"
-        )
-    return names
-
-
-def _codec_spec(text: str) -> Any:
-    from analysis.models import CodecSpec
-
-    try:
-        return CodecSpec.parse(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def _common(p: argparse.ArgumentParser, command: str) -> None:
     g = p.add_argument_group("models and data")
     g.add_argument(
@@ -135,9 +119,11 @@ def _common(p: argparse.ArgumentParser, command: str) -> None:
         "--codecs",
         type=_codec_names,
         default="all",
-        help="which of the default codecs to run: 'all' (default; 'both' is the same), or a "
-        "comma list of almtokenizer, encodec (our EnCodec and the official one), "
-        "encodec_official, or 'none' (only --codec ones)",
+        help="which codecs to run: 'all' (default: the learned codecs; 'both' is the same), "
+        "or a comma list of almtokenizer, encodec (our EnCodec and the official one), "
+        "encodec_official and the reference codecs opus (libopus, 6 and 12 kbps) and codec2 "
+        "(8 kHz speech codec, 700C/1200/3200 bit/s; they reconstruct but have no latents, so "
+        "map/traverse/transfer/probe leave them out), or 'none' (only --codec ones)",
     )
     g.add_argument(
         "--codec",
@@ -312,6 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="EnCodec bandwidths in kbps (default 1.5,3,6)",
     )
     p.add_argument("--max-clips", type=_positive_int, default=None, help="evaluate at most N clips")
+    p.add_argument(
+        "--visqol-clips",
+        type=_clip_budget,
+        default=48,
+        help="ViSQOL scores the first N held-out clips (it costs most CPU: about 0.1-0.5 s per "
+        "audio second); 'all' scores every clip (default 48)",
+    )
+    p.add_argument(
+        "--tracker",
+        choices=("crepe", "crepe-tiny", "fcpe"),
+        default=None,
+        help="neural F0 tracker for pitch kept / F0 RMSE / voicing (default: "
+        "analysis.metrics.f0.DEFAULT_TRACKER, chosen by python -m bench.f0_pilot)",
+    )
+    p.add_argument("--no-f0", action="store_true", help="skip the neural F0 measures")
     p.add_argument("--no-probe", action="store_true", help="skip the semantic probe")
     p.add_argument(
         "--no-judge",
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="instrument,note,octave",
         help="comma-separated attributes (default instrument,note,octave)",
     )
+    from analysis.cli_continue import add_continue_commands  # continue, continue-eval
+
+    add_continue_commands(sub)
     return parser
 
 

@@ -3,9 +3,13 @@ semantic probe.
 
 Settings: a codec whose frame rate depends on the window (ALMTokenizer) is evaluated at every
 window in `windows` (2..10); a codec with `set_bandwidth` (EnCodec) at each of `bandwidths`
-(1.5, 3, 6 kbps; its bandwidth is restored afterwards); any other codec at its one setting.
+(1.5, 3, 6 kbps; its bandwidth is restored afterwards); a reference codec (Opus, Codec2: no
+latents) at each of its own bitrates; any other codec at its one setting. Reference codecs have
+no probe and no transfer grid; their rows carry the bitrate measured from what they produced.
 Every clip goes through `codec.reconstruct` (encode -> quantize -> decode) and is scored with
-`analysis.metrics.quality_metrics` (delay-aligned mel distance, SI-SDR, STOI; PESQ for speech).
+`analysis.metrics.score_pair`: delay-aligned mel distance, SI-SDR, STOI, ViSQOL (audio mode,
+within a clip budget), the neural F0 tracker's pitch kept / F0 RMSE / voicing agreement, and
+for speech PESQ and DNSMOS. A row named "clean" scores the originals themselves: the ceiling.
 
 With an audio judge (`analysis.judge`), each reconstruction is also judged by ear: "recognised
 as source" is the share of reconstructions whose most probable class is the clip's own
@@ -19,7 +23,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +35,35 @@ from analysis.codec_ops import codec_device
 from analysis.dataset import heldout_items
 from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
-from analysis.metrics import QualityMetrics, codec_rates, quality_metrics
+from analysis.metrics import ClipScores, codec_rates, score_pair
+from analysis.metrics.f0 import DEFAULT_TRACKER, F0Track, Tracker, track_f0
+from analysis.metrics.rates import RateInfo
 from analysis.probe import ProbeScores, probe_latents
 from analysis.records import EvalRow, EvaluationReport
 from codec.audio import load_audio
-from codec.metrics import estimate_f0, pitch_matches
 from codec.models.base import Codec
 
 log = logging.getLogger(__name__)
 
 WINDOWS = tuple(range(2, 11))
 ENCODEC_BANDWIDTHS = (1.5, 3.0, 6.0)
+DEFAULT_VISQOL_CLIPS = 48  # ViSQOL's clip budget (about 0.3 s of CPU per clip-second)
+CLEAN_LABEL = "clean"  # the row of the clean originals: every measure's ceiling
 
 
 @dataclass
 class Setting:
-    """One operating point: a window (ALMTokenizer) or a bandwidth in kbps (EnCodec)."""
+    """One operating point: a window (ALMTokenizer) or a bandwidth in kbps (EnCodec, Opus),
+    with the codec's name for it when it has one (Codec2's "700C")."""
 
     window: int | None = None
     bandwidth: float | None = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
+        if self.name is not None:
+            return self.name
         if self.window is not None:
             return f"w={self.window}"
         return f"{self.bandwidth:g} kbps" if self.bandwidth is not None else "default"
@@ -63,8 +74,11 @@ def settings_for(
 ) -> list[Setting]:
     """The settings a codec is evaluated at, by the setting it declares (`Codec.setting`):
     each of `windows`, or each of `bandwidths` it offers (others skipped with a warning), or
-    its one default."""
+    its one default. A reference codec (no latents) is evaluated at each of its own few
+    bitrates (`bandwidths` sweeps EnCodec's)."""
     spec = codec.setting()
+    if not codec.has_latents and spec.kind == "bandwidth":
+        return [Setting(bandwidth=float(b), name=spec.label(b)) for b in spec.choices]
     if spec.kind == "window":
         return [Setting(window=int(w)) for w in windows]
     if spec.kind == "bandwidth":
@@ -105,6 +119,106 @@ def _nanmean(values: list[float]) -> float:
     return float(np.nanmean(arr)) if arr.size and not np.isnan(arr).all() else math.nan
 
 
+@dataclass
+class _Clip:
+    """One held-out clip, loaded once for every codec: the waveform `[1, 1, N]` and what
+    applies to it."""
+
+    item: Any
+    wav: torch.Tensor
+    speech: bool
+    label_hz: float | None
+    ref_f0: F0Track | None = None
+
+
+def load_clips(
+    items: Sequence[Any], sr: int, max_seconds: float, use_f0: bool, tracker: Tracker
+) -> list[_Clip]:
+    """Load each clip once (and track its F0 once) for every codec and setting."""
+    clips = []
+    for it in items:
+        wav = load_audio(getattr(it, "path", it), sr, max_seconds)[None]
+        midi = getattr(it, "midi", None)
+        hz = 440.0 * 2 ** ((midi - 69) / 12) if midi is not None else None
+        clips.append(_Clip(it, wav, is_speech(it), hz))
+        if use_f0:
+            clips[-1].ref_f0 = track_f0(wav, sr, tracker)
+    return clips
+
+
+def _score(
+    clip: _Clip, rec: torch.Tensor, sr: int, use_visqol: bool, use_f0: bool, tracker: Tracker
+) -> ClipScores:
+    return score_pair(
+        clip.wav, rec, sr, speech=clip.speech, pitched=not clip.speech, label_hz=clip.label_hz,
+        use_visqol=use_visqol, use_f0=use_f0, tracker=tracker, reference_f0=clip.ref_f0,
+    )  # fmt: skip
+
+
+def _not_scored_summary(scores: Sequence[ClipScores]) -> str:
+    """ "visqol: 3 clips (shorter than ViSQOL's minimum ...)" over the clips, by measure."""
+    why: dict[str, dict[str, int]] = {}
+    for s in scores:
+        for k, reason in s.not_scored.items():
+            if reason in ("not speech", "not a note"):
+                continue  # by design, not a failure
+            why.setdefault(k, {}).setdefault(reason, 0)
+            why[k][reason] += 1
+    return "; ".join(
+        f"{k}: " + ", ".join(f"{n} clip{'s' * (n > 1)} ({r})" for r, n in rs.items())
+        for k, rs in why.items()
+    )
+
+
+def _row(
+    label: str, setting: str, rates: RateInfo | None, scores: Sequence[ClipScores],
+    heard: Sequence[bool], n_speech: int, window: int | None = None,
+    bandwidth: float | None = None,
+) -> EvalRow:  # fmt: skip
+    def mean(key: str) -> float:
+        return _nanmean([s.values[key] for s in scores])
+
+    nan = math.nan
+    return EvalRow(
+        codec=label, setting=setting, window=window, bandwidth_kbps=bandwidth,
+        tokens_per_second=rates.tokens_per_second if rates else nan,
+        codes_per_second=rates.codes_per_second if rates else nan,
+        bitrate=rates.bitrate if rates else nan, mel_distance=mean("mel_distance"),
+        si_sdr=mean("si_sdr"), stoi=mean("stoi"), pesq=mean("pesq"),
+        pitch_accuracy=mean("pitch_kept"), n_clips=len(scores), n_speech=n_speech,
+        recognised_as_source=_nanmean([float(h) for h in heard]), visqol=mean("visqol"),
+        n_visqol=sum(not math.isnan(s.values["visqol"]) for s in scores),
+        dnsmos_sig=mean("dnsmos_sig"), dnsmos_bak=mean("dnsmos_bak"),
+        dnsmos_ovrl=mean("dnsmos_ovrl"), f0_rmse_cents=mean("f0_rmse_cents"),
+        voicing_agreement=mean("voicing_agreement"), not_scored=_not_scored_summary(scores),
+    )  # fmt: skip
+
+
+def _heard(judge: Judge | None, clip: _Clip, wav: torch.Tensor, sr: int) -> list[bool]:
+    if judge is None or judge_label(clip.item) not in judge.classes:
+        return []
+    return [judge.hear(wav, sr).label == judge_label(clip.item)]
+
+
+@torch.inference_mode()
+def evaluate_clean(
+    clips: Sequence[_Clip],
+    sr: int,
+    judge: Judge | None = None,
+    visqol_clips: int | None = DEFAULT_VISQOL_CLIPS,
+    use_f0: bool = True,
+    tracker: Tracker = DEFAULT_TRACKER,
+) -> EvalRow:
+    """The clean originals scored against themselves: every measure's ceiling (ViSQOL's is
+    about 4.73; DNSMOS and the judge score the clean speech and notes themselves)."""
+    scores, heard = [], []
+    for i, c in enumerate(clips):
+        use_v = visqol_clips is None or i < visqol_clips
+        scores.append(_score(c, c.wav, sr, use_v, use_f0, tracker))
+        heard += _heard(judge, c, c.wav, sr)
+    return _row(CLEAN_LABEL, "original", None, scores, heard, sum(c.speech for c in clips))
+
+
 @torch.inference_mode()
 def evaluate_codec(
     codec: Codec,
@@ -114,52 +228,53 @@ def evaluate_codec(
     progress: bool = True,
     judge: Judge | None = None,
     label: str | None = None,
+    visqol_clips: int | None = DEFAULT_VISQOL_CLIPS,
+    use_f0: bool = True,
+    tracker: Tracker = DEFAULT_TRACKER,
+    clips: Sequence[_Clip] | None = None,
 ) -> list[EvalRow]:
-    """Mean quality of `codec.reconstruct` at each setting over the clips `items` (and, with
-    `judge`, the share of reconstructions recognised as their source's class). Rows are named
-    `label` (default `codec.name`), so two codecs of one backend stay apart."""
+    """Mean scores of `codec.reconstruct` at each setting over the clips `items`, every
+    measure of `analysis.metrics.score_pair` (and, with `judge`, the share of reconstructions
+    recognised as their source's class). Rows are named `label` (default `codec.name`), so two
+    codecs of one backend stay apart.
+
+    Args:
+        visqol_clips: ViSQOL scores the first N clips only (it costs most CPU); None: all.
+        use_f0, tracker: the neural F0 measures, and which tracker.
+        clips: the items already loaded (`load_clips`), shared across codecs.
+    """
     label = label or codec.name
     codec.eval()
     dev = codec_device(codec)
-    per: dict[str, list[QualityMetrics]] = {s.label: [] for s in settings}
-    pitch: dict[str, list[bool]] = {s.label: [] for s in settings}
+    sr = codec.sample_rate
+    if clips is None:
+        clips = load_clips(items, sr, max_seconds, use_f0, tracker)
+    scores: dict[str, list[ClipScores]] = {s.label: [] for s in settings}
     heard: dict[str, list[bool]] = {s.label: [] for s in settings}
-    bar = tqdm(total=len(items) * len(settings), desc=f"eval {label}", disable=not progress)
-    for it in items:
-        wav = load_audio(getattr(it, "path", it), codec.sample_rate, max_seconds)[None].to(dev)
-        pitched = not is_speech(it) and not math.isnan(estimate_f0(wav.cpu(), codec.sample_rate))
+    spent: dict[str, list[tuple[float, float]]] = {s.label: [] for s in settings}  # bits, s
+    bar = tqdm(total=len(clips) * len(settings), desc=f"eval {label}", disable=not progress)
+    for i, c in enumerate(clips):
+        use_v = visqol_clips is None or i < visqol_clips
         for s in settings:
             with applied(codec, s):
-                rec = codec.reconstruct(wav, s.window)
-            per[s.label].append(
-                quality_metrics(rec.cpu(), wav.cpu(), codec.sample_rate, speech=is_speech(it))
-            )
-            if pitched:  # the gate that matters: mel distance alone can hide a lost pitch
-                pitch[s.label].append(pitch_matches(rec.cpu(), wav.cpu(), codec.sample_rate))
-            if judge is not None and judge_label(it) in judge.classes:
-                heard[s.label].append(
-                    judge.hear(rec.cpu(), codec.sample_rate).label == judge_label(it)
-                )
+                out = codec.reconstruct_measured(c.wav.to(dev), s.window)
+            rec = out.wav.cpu()
+            if out.measured:  # bits counted from what the codec produced (Opus's packets)
+                spent[s.label].append((float(out.bits or 0.0), out.seconds))
+            scores[s.label].append(_score(c, rec, sr, use_v, use_f0, tracker))
+            heard[s.label] += _heard(judge, c, rec, sr)
             bar.update(1)
     bar.close()
     rows = []
-    n_speech = sum(is_speech(it) for it in items)
+    n_speech = sum(c.speech for c in clips)
     for s in settings:
         with applied(codec, s):
             rates = codec_rates(codec, s.window)
-        ms = per[s.label]
-        rows.append(
-            EvalRow(
-                codec=label, setting=s.label, window=s.window, bandwidth_kbps=s.bandwidth,
-                tokens_per_second=rates.tokens_per_second, codes_per_second=rates.codes_per_second,
-                bitrate=rates.bitrate, mel_distance=_nanmean([m.mel_distance for m in ms]),
-                si_sdr=_nanmean([m.si_sdr for m in ms]), stoi=_nanmean([m.stoi for m in ms]),
-                pesq=_nanmean([m.pesq for m in ms]),
-                pitch_accuracy=_nanmean([float(p) for p in pitch[s.label]]),
-                n_clips=len(ms), n_speech=n_speech,
-                recognised_as_source=_nanmean([float(h) for h in heard[s.label]]),
-            )
-        )  # fmt: skip
+        if spent[s.label]:  # the measured bitrate, not the nominal one
+            bits, seconds = (sum(v) for v in zip(*spent[s.label]))
+            rates = replace(rates, bitrate=bits / seconds)
+        rows.append(_row(label, s.label, rates, scores[s.label], heard[s.label], n_speech,
+                         s.window, s.bandwidth))  # fmt: skip
     return rows
 
 
@@ -184,6 +299,10 @@ def evaluate_codecs(
     transfer_items: Sequence[Any] | None = None,
     quantize_transfer: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
+    visqol_clips: int | None = DEFAULT_VISQOL_CLIPS,
+    use_f0: bool = True,
+    tracker: Tracker = DEFAULT_TRACKER,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> EvaluationReport:
     """Evaluate every codec on held-out clips and probe its latents; write the report files.
 
@@ -212,6 +331,12 @@ def evaluate_codecs(
             (default: the codecs that declare `decodes_quantized_only`, ALMTokenizer).
         labels: one name per codec for rows, probes and the grid (default `codec.name`); two
             codecs of one backend (our EnCodec and the official one) need distinct labels.
+        visqol_clips: ViSQOL scores the first N held-out clips (None: every clip).
+        use_f0, tracker: the neural F0 measures (pitch kept, F0 RMSE, voicing), which tracker.
+        max_seconds: each clip is cut to this length.
+
+    The first row is the clean originals' ("clean", setting "original"): the ceiling of every
+    measure on the same clips.
 
     Raises:
         ValueError: no held-out clips, or none of `heldout_sound_ids` in `items`.
@@ -225,14 +350,20 @@ def evaluate_codecs(
     if max_clips is not None and len(clips) > max_clips:
         rng = np.random.default_rng(seed)
         clips = [clips[i] for i in sorted(rng.choice(len(clips), max_clips, replace=False))]
-    rows: list[EvalRow] = []
+    sr = codecs[0].sample_rate if codecs else 24000
+    loaded = load_clips(clips, sr, max_seconds, use_f0, tracker)
+    opts = {"visqol_clips": visqol_clips, "use_f0": use_f0, "tracker": tracker}
+    rows: list[EvalRow] = [evaluate_clean(loaded, sr, judge, **opts)]
     probes: dict[str, dict[str, ProbeScores]] = {}
     for codec, name in zip(codecs, names):
+        same_rate = codec.sample_rate == sr
         rows += evaluate_codec(
-            codec, clips, settings_for(codec, windows, bandwidths), progress=progress, judge=judge,
-            label=name,
+            codec, clips, settings_for(codec, windows, bandwidths), max_seconds, progress,
+            judge, name, clips=loaded if same_rate else None, **opts,
         )  # fmt: skip
-        if probe:
+        if probe and not codec.has_latents:
+            log.warning("%s: no semantic probe: a reference codec has no latents", name)
+        elif probe:
             lat = extract_latents(
                 codec, items, probe_window, cache_dir=cache_dir, progress=progress
             )
@@ -250,6 +381,9 @@ def evaluate_codecs(
         targets_from = [it for it in transfer_items if getattr(it, "midi", None) is not None]
         sources = grid_sources(clips, transfer_clips, seed)
         for codec, name in zip(codecs, names):
+            if not codec.has_latents:
+                log.warning("%s: no transfer grid: a reference codec has no latents", name)
+                continue
             report.transfer_rows += transfer_grid(
                 codec, judge, sources, targets_from, transfer_methods, transfer_alphas,
                 probe_window, quantize=codec.decodes_quantized_only

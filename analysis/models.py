@@ -7,7 +7,8 @@ The CLI and the app build the list from `codec.models.registry` backends:
         c.label, c.key, c.setting.kind, c.codec.bitrate(...)
 
 `default_specs` gives the usual line-up: ALMTokenizer, our EnCodec and, when its weights file is
-given or found in the torch hub cache, the official EnCodec.
+given or found in the torch hub cache, the official EnCodec. Reference codecs (Opus, Codec2:
+no weights, no latents) join when named; what needs latents keeps `with_latents(codecs)`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,24 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
     return out
 
 
+def no_latents_reason(labels: Sequence[str], what: str = "maps, probes or latent edits") -> str:
+    """One line saying why reference codecs are left out of `what`."""
+    return (
+        f"{', '.join(labels)} left out of {what}: reference codecs reconstruct audio but have "
+        "no latents"
+    )
+
+
+def with_latents(codecs: Sequence[LoadedCodec], what: str) -> list[LoadedCodec]:
+    """The codecs that have latents (`Codec.has_latents`); the others are left out of `what`
+    ("the map", "the traversal", ...) with one logged line naming them and why."""
+    out = [c for c in codecs if c.codec.has_latents]
+    left = [c.label for c in codecs if not c.codec.has_latents]
+    if left:
+        log.warning("%s", no_latents_reason(left, what))
+    return out
+
+
 def resolve_path(spec: CodecSpec, backend: Backend) -> Path:
     """The spec's path, else the backend's first existing default; CheckpointError if none."""
     if spec.path is not None:
@@ -145,8 +164,10 @@ def load_codec_list(specs: Sequence[CodecSpec]) -> list[LoadedCodec]:
     labels = unique_labels([s.label or b.label for s, b in zip(specs, backends)])
     out = []
     for spec, backend, label in zip(specs, backends, labels):
-        codec = backend.load(resolve_path(spec, backend))
-        out.append(LoadedCodec(label, codec.eval(), backend.name))
+        codec = backend.open(spec.path)  # a reference codec is built; it takes no path
+        # a built-in codec under its own label is keyed by its backend name ("opus")
+        key = backend.name if not backend.needs_weights and label == backend.label else ""
+        out.append(LoadedCodec(label, codec.eval(), backend.name, key))
     return out
 
 

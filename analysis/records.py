@@ -30,6 +30,14 @@ class EvalRow:
     n_clips: int
     n_speech: int
     recognised_as_source: float = math.nan  # share the audio judge names as the clip's class
+    visqol: float = math.nan  # ViSQOL v3 audio mode (48 kHz), MOS-LQO 1..5
+    n_visqol: int = 0  # clips ViSQOL scored (its clip budget, minus clips too short)
+    dnsmos_sig: float = math.nan  # DNSMOS P.835 on speech clips only
+    dnsmos_bak: float = math.nan
+    dnsmos_ovrl: float = math.nan
+    f0_rmse_cents: float = math.nan  # neural tracker, frames voiced in both
+    voicing_agreement: float = math.nan
+    not_scored: str = ""  # "visqol: 3 clips shorter than ViSQOL's minimum; ..."
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,13 +13,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from analysis import rate_quality
 from analysis.records import EvalRow, EvaluationReport
 
 log = logging.getLogger(__name__)
 
 _ROW_COLUMNS = (
-    "codec", "setting", "tokens_per_second", "bitrate", "mel_distance", "si_sdr", "stoi", "pesq",
-    "pitch_accuracy", "recognised_as_source", "n_clips",
+    "codec", "setting", "bitrate", "visqol", "pitch_accuracy", "f0_rmse_cents",
+    "recognised_as_source", "dnsmos_ovrl", "si_sdr", "mel_distance", "stoi", "pesq", "n_clips",
+    "n_visqol",
 )  # fmt: skip
 _PROBE_COLUMNS = (
     "attribute", "n_classes", "chance", "linear_accuracy", "nonlinear_accuracy", "ari", "nmi",
@@ -87,6 +89,9 @@ def markdown_tables(report: EvaluationReport) -> str:
     for r in report.rows:
         d = r.as_dict()
         lines.append("| " + " | ".join(_fmt(d[c]) for c in _ROW_COLUMNS) + " |")
+    skipped = [f"- {r.codec} {r.setting}: {r.not_scored}" for r in report.rows if r.not_scored]
+    if skipped:
+        lines += ["", "Not scored (and why):", *skipped]
     for codec, scores in report.probes.items():
         lines += ["", f"## Semantic probe: {codec}", ""]
         lines.append("| " + " | ".join(_PROBE_COLUMNS) + " |")
@@ -101,7 +106,8 @@ def markdown_tables(report: EvaluationReport) -> str:
 def _by_codec(rows: list[EvalRow]) -> dict[str, list[EvalRow]]:
     out: dict[str, list[EvalRow]] = {}
     for r in rows:
-        out.setdefault(r.codec, []).append(r)
+        if not math.isnan(r.bitrate):  # the clean originals have no bitrate
+            out.setdefault(r.codec, []).append(r)
     return {k: sorted(v, key=lambda r: r.bitrate) for k, v in out.items()}
 
 
@@ -175,6 +181,8 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> dict[str, Pat
         "md": out / "results.md",
         "png": out / "quality_vs_bitrate.png",
         "html": out / "quality_vs_bitrate.html",
+        "rate_quality_png": out / "rate_quality.png",
+        "rate_quality_html": out / "rate_quality.html",
     }
     with open(files["csv"], "w", newline="") as f:
         fields = list(report.rows[0].as_dict()) if report.rows else list(_ROW_COLUMNS)
@@ -200,5 +208,8 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> dict[str, Pat
     files["md"].write_text(markdown_tables(report))
     plot_png(report.rows, files["png"])
     plot_html(report.rows, files["html"])
+    rows = [r.as_dict() for r in report.rows]
+    rate_quality.plot_png(rows, files["rate_quality_png"])
+    rate_quality.figure(rows).write_html(str(files["rate_quality_html"]), include_plotlyjs="cdn")
     log.info("wrote evaluation report to %s", out)
     return files

@@ -4,6 +4,7 @@
     python -m app --encodec-weights ~/encodec_24khz-d7cc33bc.th --dataset-root ~/good-sounds
     python -m app --port 8080 --max-seconds 20 --concurrency 2 --share
     python -m app --codec "encodec=checkpoints/encodec_small@EnCodec small"
+    python -m app --lm almtokenizer=work_dirs/lm/alm_w3/best --lm encodec=work_dirs/lm/encodec_1p5
 
 The page answers at once; the warm-up (dataset latents of every codec, the UMAP map, probes)
 runs in the background with its progress on the page, and whatever a user asks first is
@@ -79,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         "'encodec=checkpoints/encodec_small@EnCodec small'",
     )
     p.add_argument(
+        "--lm",
+        action="append",
+        default=[],
+        metavar="CODEC=PATH",
+        help="the token LM that continues a codec on the Continue tab (repeatable; CODEC: its "
+        "key or backend, e.g. almtokenizer, encodec; PATH: an LM folder or a training folder "
+        "with best/ final/ latest/). Default: the first checkpoints/lm_<codec>_* trained on "
+        "that codec. An LM of another codec is refused at start-up (see docs/lm.md)",
+    )
+    p.add_argument(
         "--dataset-root",
         type=Path,
         default=None,
@@ -90,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-seconds",
         type=float,
         default=30.0,
-        help="longest clip accepted from users, in seconds (default 30)",
+        help="longest clip accepted from users, and longest continuation generated on the "
+        "Continue tab, in seconds (default 30)",
     )
     p.add_argument(
         "--concurrency",
@@ -212,6 +224,17 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error(f"--codec {text}: unknown backend {name!r}; known: {', '.join(BACKENDS)}")
         if path and not Path(path).exists():
             parser.error(f"--codec {text}: {path} does not exist")
+    lms = []
+    for text in args.lm:
+        from analysis.continuation_lms import parse_lm_spec  # (torch) only when --lm is used
+
+        try:
+            name, lm_path = parse_lm_spec(text)
+        except ValueError as e:
+            parser.error(f"--lm: {e}")
+        if not lm_path.exists():
+            parser.error(f"--lm {text}: {lm_path} does not exist")
+        lms.append((name, lm_path))
     root = args.dataset_root if args.dataset_root is not None else DEFAULT_DATASET_ROOT
     if not (root / "database.sqlite").is_file():
         parser.error(f"--dataset-root {root} is not a Good-sounds root (no database.sqlite)")
@@ -237,6 +260,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         warmup=not args.no_warmup,
         codecs=tuple(args.codec),
         explicit=frozenset(explicit),
+        lms=tuple(lms),
     )
 
 

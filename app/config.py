@@ -13,6 +13,7 @@ DEFAULT_ALM_CHECKPOINT = REPO_ROOT / "checkpoints" / "almtokenizer_demo"
 DEFAULT_ENCODEC_CHECKPOINT = REPO_ROOT / "checkpoints" / "encodec_vocos_demo"
 DEFAULT_DATASET_ROOT = REPO_ROOT / "data" / "demo"
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "latents"
+DEFAULT_LM_DIR = REPO_ROOT / "checkpoints"  # default token LMs: lm_<codec key>_* in it
 WINDOW_MIN, WINDOW_MAX = 2, 10
 DEFAULT_TRAVERSAL = ("bass A3", "clarinet A6")
 SPEECH_KLASS = "speech"
@@ -48,6 +49,9 @@ class AppConfig:
         codecs: more codecs to show, as `NAME=PATH[@LABEL]` of `codec.models.registry` backends.
         explicit: names of the path options the user gave (a missing explicit path is an
             error; a missing default one falls back with a banner).
+        lms: token LMs for the Continue tab, (codec key or backend name, LM folder) per
+            `--lm CODEC=PATH`; other codecs use `lm_dir`'s `lm_<codec key>_*` (app/lms.py).
+        lm_dir: where default token LMs are looked up.
     """
 
     alm_checkpoint: Path = DEFAULT_ALM_CHECKPOINT
@@ -70,6 +74,8 @@ class AppConfig:
     warmup: bool = True
     codecs: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()
+    lms: tuple[tuple[str, Path], ...] = ()
+    lm_dir: Path = DEFAULT_LM_DIR
 
     def backend_paths(self) -> dict[str, tuple[Path | None, bool]]:
         """Registry backend name -> (the path its option gives, whether the user gave it)."""

@@ -155,3 +155,28 @@ def token_timeline_figure(timeline: TokenTimeline, title: str) -> PlotData:
         [heatmap], title, height=200 + 6 * min(codes.shape[0], 32),
         x_title=f"time (s), {timeline.frame_rate:.2f} tokens/s",
     )  # fmt: skip
+
+
+BOUNDARY_COLOR = "#22d3ee"  # cyan: visible on magma and turbo alike
+
+
+def mark_boundary(
+    plot: PlotData, x: float, before: str = "prompt", after: str = "continuation"
+) -> PlotData:
+    """`plot` with a dashed vertical line at `x` (in its x-axis units) and the labels `before`
+    / `after` on either side of it, at the top (the Continue tab's prompt/continuation
+    boundary)."""
+    spec = json.loads(plot.plot)
+    layout = spec["layout"]
+    layout["shapes"] = [*layout.get("shapes", []), {
+        "type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+        "line": {"color": BOUNDARY_COLOR, "width": 2, "dash": "dash"},
+    }]  # fmt: skip
+    label = {"xref": "x", "yref": "paper", "y": 1.0, "yanchor": "top", "showarrow": False,
+             "font": {"color": "white", "size": 11}, "bgcolor": "rgba(0,0,0,0.45)"}  # fmt: skip
+    layout["annotations"] = [
+        *layout.get("annotations", []),
+        {**label, "x": x, "xanchor": "right", "text": f"{before} "},
+        {**label, "x": x, "xanchor": "left", "text": f" {after}"},
+    ]
+    return PlotData(type="plotly", plot=json.dumps(spec, separators=(",", ":")))

@@ -4,7 +4,9 @@ their sources read on the page.
 Every backend of the registry's default line-up (`codec.models.registry.default_lineup`) is
 loaded from its option (`AppConfig.backend_paths`) or its default paths, then every
 `--codec NAME=PATH[@LABEL]`. A missing explicit path is an error; a missing default one falls
-back (see `load_lineup`) with a notice that the page shows as a banner.
+back (see `load_lineup`) with a notice that the page shows as a banner. The reference codecs
+(Opus, Codec2: no weights, no latents) are built apart (`load_references`): only the Reconstruct
+tab shows them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from analysis.models import CodecSpec, LoadedCodec, resolve_path, unique_labels
 from app.config import AppConfig
 from codec.checkpoint import CheckpointError
 from codec.models.base import Codec
-from codec.models.registry import Backend, default_lineup, get_backend, untrained
+from codec.models.registry import (
+    Backend,
+    default_lineup,
+    get_backend,
+    reference_lineup,
+    untrained,
+)
 
 
 def shown_path(path: str | Path) -> str:
@@ -87,6 +95,8 @@ def load_lineup(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
     found_all = [e for e in loaded if e is not None]
     for text in config.codecs:
         spec = CodecSpec.parse(text)
+        if not get_backend(spec.backend).needs_weights:
+            continue  # a reference codec: `load_references`
         found_all.append(
             _load(spec.backend, resolve_path(spec, get_backend(spec.backend)), spec.label)
         )
@@ -99,4 +109,28 @@ def load_lineup(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
     for entry in out:
         if entry.setting.kind == "bandwidth":  # every EnCodec starts at its lowest bandwidth
             entry.codec.apply_setting(min(entry.setting.choices))
+    return out
+
+
+def load_references(config: AppConfig, notices: list[str]) -> list[LoadedCodec]:
+    """The reference codecs (`codec.models.registry.reference_lineup`: Opus, Codec2), built
+    (they need no weights), each keyed by its backend name ("opus", "codec2"); a
+    `--codec NAME[@LABEL]` naming one relabels it. One whose library cannot be loaded is left
+    out with a notice."""
+    labels = {}
+    for text in config.codecs:
+        spec = CodecSpec.parse(text)
+        if not get_backend(spec.backend).needs_weights:
+            if spec.path is not None:
+                raise CheckpointError(f"--codec {text}: {spec.backend} needs no weights")
+            labels[spec.backend] = spec.label
+    out = []
+    for backend in reference_lineup():
+        try:
+            model = backend.open()
+        except (ImportError, OSError) as e:  # a wheel without its native library
+            notices.append(f"{backend.label} is unavailable ({e}); it is left out.")
+            continue
+        out.append(LoadedCodec(labels.get(backend.name) or backend.label, model, backend.name,
+                               backend.name))  # fmt: skip
     return out

@@ -4,8 +4,9 @@
 a list of codecs (`analysis.models.LoadedCodec`: label, model, the setting it offers), by
 default ALMTokenizer, our EnCodec and, when its weights file is present, the official EnCodec;
 a missing bundled checkpoint falls back to an untrained random-init model with a log line and a
-page banner. It lists the dataset (Good-sounds layout) and keeps the caches that make repeated
-clicks cheap:
+page banner. The reference codecs (Opus, Codec2) are held apart in `references`: they
+reconstruct but have no latents, so only the Reconstruct tab shows them. It lists the dataset
+(Good-sounds layout) and keeps the caches that make repeated clicks cheap:
 
 - per-clip results keyed by the clip's content hash, the codec's key and its setting (window or
   bandwidth), so moving one codec's control never recomputes another codec's column;
@@ -50,7 +51,13 @@ from app.config import (  # noqa: F401 - re-exported for the tabs
 )
 from app.gate import RequestGate
 from app.janitor import DiskCap
-from app.lineup import load_lineup, shown_path, weights_source  # noqa: F401 - re-exported
+from app.lineup import (  # noqa: F401 - re-exported
+    load_lineup,
+    load_references,
+    shown_path,
+    weights_source,
+)
+from app.lms import LineupLMs, load_lms
 from codec.data.goodsounds import GOODSOUNDS_INSTRUMENTS, GoodSoundsItem
 from codec.models.registry import RANDOM_INIT
 
@@ -177,13 +184,18 @@ class Studio:
     """The loaded codecs, dataset and caches shared by every tab.
 
     Attributes:
-        codecs: the line-up, in display order (see `analysis.models.LoadedCodec`).
+        codecs: the line-up of codecs with latents, in display order (see
+            `analysis.models.LoadedCodec`); every tab shows them.
+        references: the reference codecs (Opus, Codec2: no latents, no weights), which only
+            the Reconstruct tab shows.
+        lms: the codecs' token LMs for the Continue tab (app/lms.py).
     """
 
     config: AppConfig
     codecs: list[LoadedCodec]
     items: list[GoodSoundsItem]
     notices: list[str] = field(default_factory=list)
+    references: list[LoadedCodec] = field(default_factory=list)
     out_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="almstudio-")))
     results: LRU = field(default_factory=lambda: LRU(128))
     maps: LRU = field(default_factory=lambda: LRU(16))
@@ -194,6 +206,7 @@ class Studio:
     warmup_status: WarmupStatus = field(default_factory=WarmupStatus)
     gate: RequestGate = field(init=False)
     disk_cap: DiskCap | None = None
+    lms: LineupLMs = field(default_factory=LineupLMs)
     _active: int = 0
     _active_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -212,12 +225,15 @@ class Studio:
         """
         notices: list[str] = []
         codecs = load_lineup(config, notices)
+        references = load_references(config, notices)
         items = load_items(config.dataset_root)
         if config.map_limit is not None and len(items) > config.map_limit:
             step = -(-len(items) // config.map_limit)
             items = items[::step]
         export = config.export_dir
-        studio = cls(config, codecs, items, notices)
+        lms = load_lms(codecs, config.lms, config.lm_dir, notices)
+        studio = cls(config, codecs, items, notices, references)
+        studio.lms = lms
         atexit.register(shutil.rmtree, studio.out_dir, ignore_errors=True)
         if export is None:
             studio.config.export_dir = studio.out_dir / "exports"
@@ -225,7 +241,7 @@ class Studio:
             log.warning(n)
         log.info(
             "codecs: %s; dataset %s: %d clips (%d instruments)",
-            ", ".join(f"{c.label} ({c.source})" for c in codecs),
+            ", ".join(f"{c.label} ({c.source})" for c in [*codecs, *references]),
             config.dataset_root,
             len(items),
             len({it.instrument for it in items}),
@@ -235,11 +251,13 @@ class Studio:
         return studio
 
     def codec(self, key: str) -> LoadedCodec:
-        """The line-up entry with this key ("almtokenizer", "encodec", "encodec_official")."""
-        for c in self.codecs:
+        """The line-up entry with this key ("almtokenizer", "encodec", "encodec_official", or a
+        reference codec's: "opus", "codec2")."""
+        for c in [*self.codecs, *self.references]:
             if c.key == key:
                 return c
-        raise KeyError(f"no codec {key!r} in the line-up ({[c.key for c in self.codecs]})")
+        keys = [c.key for c in [*self.codecs, *self.references]]
+        raise KeyError(f"no codec {key!r} in the line-up ({keys})")
 
     # --- catalogue ---------------------------------------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""The Gradio Blocks page: banner, model summary and the four tabs.
+"""The Gradio Blocks page: banner, model summary and the five tabs.
 
 `build_demo(studio)` only lays out components and wires events; every handler lives in its
 tab module (`app/tabs/*.py`) and reaches models through `analysis` / the Codec interface. Each
@@ -14,7 +14,7 @@ import gradio as gr
 
 from app.config import GRADIO_CACHE_SECONDS
 from app.state import Studio, shown_path, weights_source
-from app.tabs import latent_map, reconstruct, timbre, traversal
+from app.tabs import continuation, latent_map, reconstruct, references, timbre, traversal
 from app.tabs.latent_map import CLICK_JS
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,15 @@ def summary_markdown(studio: Studio) -> str:
         parts.append(
             f"**{c.label}** ({weights_source(c)}): {rate:.2f} tokens/s at "
             f"{c.setting.label(value)}, {n_q} x {k} codebooks, {kbps:.3f} kbps."
+        )
+    if studio.references:
+        refs = "; ".join(
+            f"{c.label}, {' / '.join(c.setting.label(v) for v in c.setting.choices)} "
+            f"({weights_source(c)})"
+            for c in studio.references
+        )
+        parts.append(
+            f"**Reference codecs** (Reconstruct tab; they reconstruct but have no latents): {refs}."
         )
     parts.append(
         f"**Dataset**: {shown_path(studio.config.dataset_root)} ({len(studio.items)} clips, "
@@ -72,11 +81,15 @@ def warmup_status(studio: Studio) -> tuple[str, Any]:
 
 
 def build_demo(studio: Studio) -> gr.Blocks:
-    """The whole page: title, banner, what is loaded, the warm-up status and the four tabs."""
+    """The whole page: title, banner, what is loaded, the warm-up status and the five tabs."""
     cache = (GRADIO_CACHE_SECONDS, GRADIO_CACHE_SECONDS)
     labels = ", ".join(c.label for c in studio.codecs)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache) as demo:
-        gr.Markdown(f"# {TITLE}\nALMTokenizer (arXiv 2504.10344) side by side: {labels}.")
+        refs = ", ".join(c.label for c in studio.references)
+        gr.Markdown(
+            f"# {TITLE}\nALMTokenizer (arXiv 2504.10344) side by side: {labels}."
+            + (f" Reference codecs on the Reconstruct tab: {refs}." if refs else "")
+        )
         gr.Markdown(banner_markdown(studio), visible=bool(studio.notices), elem_id="banner")
         gr.Markdown(summary_markdown(studio), elem_id="summary")
         status = gr.Markdown(studio.warmup_status.markdown(), elem_id="warmup_status")
@@ -87,11 +100,14 @@ def build_demo(studio: Studio) -> gr.Blocks:
         )  # fmt: skip
         with gr.Tabs():
             with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab_reconstruct"):
-                reconstruct.build(studio)
+                audio_in, table = reconstruct.build(studio)
+                references.build(studio, audio_in, table)
             with gr.Tab("Latent map", id="latent_map", elem_id="tab_latent_map") as map_tab:
                 latent_map.build(studio, map_tab)
             with gr.Tab("Traversal", id="traversal", elem_id="tab_traversal"):
                 traversal.build(studio)
             with gr.Tab("Timbre transfer", id="timbre", elem_id="tab_timbre"):
                 timbre.build(studio)
+            with gr.Tab("Continue", id="continue", elem_id="tab_continue"):
+                continuation.build(studio)
     return demo

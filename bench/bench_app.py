@@ -11,7 +11,9 @@ seconds until the background warm-up logs "warm-up done".
 
 Latency: the app's own handlers (`app/tabs/*`), not the browser: a window-slider move on a 5 s
 clip (the ALMTokenizer column; the other columns come from the cache), a full reconstruction of a
-new 5 s clip, a timbre transfer of a 5 s clip and an 8-step traversal bass A3 -> clarinet A6.
+new 5 s clip (and with the reference codecs' section, Opus and Codec2, on: the Reconstruct tab's
+`reconstruct` event followed by its `reconstruct_references` event), a timbre transfer of a 5 s
+clip and an 8-step traversal bass A3 -> clarinet A6.
 Each figure is the median over `--repeats` runs on inputs that miss every result cache (the
 dataset latents and group centroids are warm, as in the running app). Targets on a 2-core CPU:
 <= 10 s until the page answers, <= 1 s for the slider move and the timbre transfer (reported,
@@ -37,7 +39,7 @@ from analysis.traversal import traverse  # noqa: E402
 from app.cli import build_parser, config_from_args  # noqa: E402
 from app.clips import load_clip, write_wav  # noqa: E402
 from app.state import Studio  # noqa: E402
-from app.tabs import reconstruct, timbre, traversal  # noqa: E402
+from app.tabs import reconstruct, references, timbre, traversal  # noqa: E402
 from app.tabs.timbre import transfer_one  # noqa: E402
 
 TARGET_S = 1.0
@@ -55,6 +57,22 @@ def median(fn: Callable[[int], object], repeats: int) -> float:
     """Median seconds of fn(i) over i = 0..repeats-1 (fn(-1) runs first as a warm-up)."""
     fn(-1)
     return statistics.median(timed(lambda i=i: fn(i)) for i in range(repeats))
+
+
+def interleaved(fns: list[Callable[[int], object]], repeats: int) -> list[tuple[float, float]]:
+    """(median wall seconds, median process CPU seconds) of each fn(i), the fns taking turns
+    for i = 0..repeats-1 (fn(-1) first, as a warm-up), so load on the machine hits all alike."""
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn(-1)
+    for i in range(repeats):
+        for k, fn in enumerate(fns):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn(i)
+            walls[k].append(time.perf_counter() - w0)
+            cpus[k].append(time.process_time() - c0)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
 def five_second_clips(studio: Studio, n: int, seconds: float) -> list[str]:
@@ -206,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     waypoints = studio.default_waypoints()
     target = "cello" if "cello" in studio.instruments else studio.instruments[0]
     n = args.repeats + 1
-    clips = five_second_clips(studio, (5 + len(codecs)) * n, args.seconds)
+    refs = studio.references
+    ref_values = [c.setting.default for c in refs]
+    # slider, new clip, transfer (3 + 2 per codec); reference columns, section, interleaved
+    clips = five_second_clips(studio, (6 + 2 * len(codecs) + len(refs)) * n, args.seconds)
     it = iter(clips)
 
     def setting(c):
@@ -252,6 +273,32 @@ def main(argv: list[str] | None = None) -> int:
         )
     fresh = [next(it) for _ in range(n)]
     full = median(lambda i: reconstruct.reconstruct(studio, fresh[i], *values), args.repeats)
+
+    # --- the reference codecs (Opus, Codec2): their section after a new clip's columns -------
+    ref_codec = {}
+    for c in refs:
+        paths = [next(it) for _ in range(n)]
+        ref_codec[c.key] = median(
+            lambda i, c=c, paths=paths: references.reference_column(
+                studio, load_clip(paths[i], 600), c, c.setting.default
+            ),
+            args.repeats,
+        )
+    section = [next(it) for _ in range(n)]
+    ref_section = median(
+        lambda i: references.reconstruct_references(studio, section[i], True, *ref_values),
+        args.repeats,
+    )
+    # with and without the section, interleaved on new clips (a loaded machine drifts)
+    both = [next(it) for _ in range(2 * n)]
+
+    def new_clip(i: int, on: bool) -> None:
+        reconstruct.reconstruct(studio, both[i], *values)
+        if on:
+            references.reconstruct_references(studio, both[i], True, *ref_values)
+
+    off_on = interleaved([lambda i: new_clip(2 * i, False), lambda i: new_clip(2 * i + 1, True)],
+                         args.repeats)  # fmt: skip
 
     # --- timbre transfer: a new clip, then a strength change on the same clip ----------------
     def transfer_part(entry, paths, alpha=lambda i: 1.0):
@@ -315,6 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     print(row(f"timbre transfer, new {args.seconds:g} s clip -> {target}", t_codec, t_all))
     print(row("timbre strength change, same clip", s_codec, s_all))
     print(row(f"traversal, {args.steps} steps, {' -> '.join(waypoints)}", tr_codec, tr_all))
+    if refs:
+        print()
+        print("| reference codecs, new clip (seconds) | " + " | ".join(
+            f"{c.label[:14]} {c.setting.label(v)}" for c, v in zip(refs, ref_values)
+        ) + " | section together |")  # fmt: skip
+        cells = " | ".join(f"{ref_codec[c.key]:.3f}" for c in refs)
+        print(f"| one column each | {cells} | {ref_section:.3f} |")
+        (off_wall, off_cpu), (on_wall, on_cpu) = off_on
+        state = "on" if references.SHOWN_BY_DEFAULT else "off"
+        print(
+            f"new {args.seconds:g} s clip, interleaved: without the reference codecs "
+            f"{off_wall:.3f} s (CPU {off_cpu:.3f} s); with them on (reconstruct + "
+            f"reconstruct_references) {on_wall:.3f} s (CPU {on_cpu:.3f} s), "
+            f"{on_wall / off_wall - 1:+.0%} wall, {on_cpu / off_cpu - 1:+.0%} CPU; the "
+            f"section is {state} by default"
+        )
     print()
     for name, v in (
         ("slider move", slider),

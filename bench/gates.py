@@ -5,8 +5,11 @@
         [--json OUT]
 
 Scores the held-out sounds of a Good-sounds-layout dataset (its val + test sounds, never trained
-on; for an independent held-out set, every clip): "pitch kept" on pitched notes (same semitone by
-autocorrelation f0) and delay-aligned SI-SDR per category (notes, speech). Rows:
+on; for an independent held-out set, every clip) with `analysis.metrics.score_pair`: "pitch kept"
+on pitched notes (same semitone by the neural F0 tracker, `analysis.metrics.f0`), delay-aligned
+SI-SDR per category (notes, speech), ViSQOL (audio mode; the first `--visqol-clips` clips) and
+DNSMOS OVRL on speech. Rows:
+- the clean originals scored against themselves (every measure's ceiling);
 - the autoencoder with continuous latents: decode(encode(x).latents), no quantizer, of the
   `--autoencoder` checkpoint (checkpoints/encodec_demo: the shared, frozen autoencoder);
 - EnCodec at 1.5 / 3 / 6 kbps (the shared encoder + its RVQ + its decoder: the bundled one
@@ -35,9 +38,8 @@ from tqdm import tqdm
 from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import is_speech
 from analysis.judge import judge_label, load_or_fit_judge
-from analysis.metrics import quality_metrics
+from analysis.metrics import score_pair
 from codec.audio import load_audio
-from codec.metrics import estimate_f0, pitch_matches
 from codec.models.base import Codec
 from codec.models.registry import load_codec
 
@@ -56,6 +58,10 @@ class GateRow:
     si_sdr_speech: float
     n_speech: int
     recognised: float = math.nan  # share the audio judge names as the original's class
+    visqol: float = math.nan  # ViSQOL audio mode, mean over the scored clips
+    n_visqol: int = 0
+    dnsmos_ovrl: float = math.nan  # DNSMOS OVRL over speech clips
+    f0_rmse_cents: float = math.nan
 
 
 # (row name, minimum pitch kept, minimum SI-SDR on notes, minimum SI-SDR on speech)
@@ -79,22 +85,33 @@ def score(
     clips: Sequence[tuple[torch.Tensor, bool]],
     judge: Any | None = None,
     labels: Sequence[str] | None = None,
+    label_hz: Sequence[float | None] | None = None,
+    visqol_clips: int | None = 48,
+    use_f0: bool = True,
 ) -> GateRow:
-    """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it; with a
-    `judge` (`analysis.judge.Judge`) and the clips' `labels`, also the share of
-    reconstructions it names as the original's class."""
-    pitch, notes_sdr, speech_sdr, heard = [], [], [], []
+    """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it with
+    `analysis.metrics.score_pair`; with a `judge` (`analysis.judge.Judge`) and the clips'
+    `labels`, also the share of reconstructions it names as the original's class."""
+    pitch, notes_sdr, speech_sdr, heard, vis, mos, rmse = [], [], [], [], [], [], []
     for i, (wav, speech) in enumerate(tqdm(clips, desc=name, leave=False)):
         rec = fn(wav)[..., : wav.shape[-1]]
-        q = quality_metrics(rec, wav, speech=False)
-        (speech_sdr if speech else notes_sdr).append(q.si_sdr)
-        if not speech and not math.isnan(estimate_f0(wav)):
-            pitch.append(float(pitch_matches(rec, wav)))
+        s = score_pair(
+            wav, rec, 24000, speech=speech, pitched=not speech,
+            label_hz=label_hz[i] if label_hz else None,
+            use_visqol=visqol_clips is None or i < visqol_clips, use_f0=use_f0,
+        )  # fmt: skip
+        v = s.values
+        (speech_sdr if speech else notes_sdr).append(v["si_sdr"])
+        if not math.isnan(v["pitch_kept"]):
+            pitch.append(v["pitch_kept"])
+        for target, key in ((vis, "visqol"), (mos, "dnsmos_ovrl"), (rmse, "f0_rmse_cents")):
+            if not math.isnan(v[key]):
+                target.append(v[key])
         if judge is not None and labels is not None:
             heard.append(float(judge.hear(rec[0, 0]).label == labels[i]))
     return GateRow(
         name, _mean(pitch), len(pitch), _mean(notes_sdr), _mean(speech_sdr), len(speech_sdr),
-        _mean(heard),
+        _mean(heard), _mean(vis), len(vis), _mean(mos), _mean(rmse),
     )  # fmt: skip
 
 
@@ -117,9 +134,9 @@ def quantized(
 def gate_table(rows: Sequence[GateRow]) -> str:
     """Markdown table of the rows, each gate marked met / not met."""
     lines = [
-        "| setting | pitch kept | recognised as source | SI-SDR notes | SI-SDR speech | gate "
-        "| met |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | pitch kept | recognised as source | ViSQOL | DNSMOS OVRL speech "
+        "| SI-SDR notes | SI-SDR speech | gate | met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     gates = {g[0]: g for g in GATES}
     for r in rows:
@@ -138,6 +155,8 @@ def gate_table(rows: Sequence[GateRow]) -> str:
         lines.append(
             f"| {r.name} | {r.pitch_kept:.0%} of {r.n_pitched} | "
             + ("-" if math.isnan(r.recognised) else f"{r.recognised:.0%}")
+            + (" | -" if math.isnan(r.visqol) else f" | {r.visqol:.2f} ({r.n_visqol})")
+            + (" | -" if math.isnan(r.dnsmos_ovrl) else f" | {r.dnsmos_ovrl:.2f}")
             + f" | {r.si_sdr_notes:.1f} dB | "
             f"{r.si_sdr_speech:.1f} dB ({r.n_speech}) | {gate} | {met} |"
         )
@@ -152,6 +171,7 @@ def load_clips(
     seed: int = 0,
     labels: list[str] | None = None,
     split: str = "heldout",
+    label_hz: list[float | None] | None = None,
 ) -> list[tuple[torch.Tensor, bool]]:
     """The clips to score `[1, 1, N]` with whether each is speech: the held-out sounds of
     `root` (or every clip), at most `max_clips` of them (a seeded subset). `labels`, when
@@ -166,6 +186,10 @@ def load_clips(
         items = [items[i] for i in keep]
     if labels is not None:
         labels.extend(judge_label(it) for it in items)
+    if label_hz is not None:
+        label_hz.extend(
+            None if it.midi is None else 440.0 * 2 ** ((it.midi - 69) / 12) for it in items
+        )
     return [(load_audio(it.path, 24000, max_seconds)[None], is_speech(it)) for it in items]
 
 
@@ -199,31 +223,46 @@ def main(argv: list[str] | None = None) -> int:
         help="also score 'recognised as source' with the audio judge of data/demo",
     )
     p.add_argument("--json", default=None, help="write the rows here")
+    p.add_argument("--visqol-clips", type=int, default=48, help="ViSQOL on the first N clips")
+    p.add_argument("--no-f0", action="store_true", help="skip the neural F0 tracker")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
     labels: list[str] = []
+    hz: list[float | None] = []
     clips = load_clips(
         args.dataset, args.independent, args.max_seconds, args.max_clips, labels=labels,
-        split=args.split,
+        split=args.split, label_hz=hz,
     )  # fmt: skip
     judge = load_or_fit_judge("data/demo") if args.judge else None
     log.info("%d clips (%d speech)", len(clips), sum(s for _, s in clips))
-    rows: list[GateRow] = []
+    opts = {"label_hz": hz, "visqol_clips": args.visqol_clips, "use_f0": not args.no_f0}
+    rows: list[GateRow] = [
+        score("clean original", lambda wav: wav, clips, judge, labels, **opts)  # the ceiling
+    ]
     ae = load_codec(args.autoencoder).eval()
-    rows.append(score("autoencoder (continuous)", continuous(ae), clips, judge, labels))
+    rows.append(score("autoencoder (continuous)", continuous(ae), clips, judge, labels, **opts))
     if args.encodec:
         enc = load_codec(args.encodec).eval()
         for bw in (float(b) for b in args.bandwidths.split(",") if b):
             rows.append(
-                score(f"EnCodec {bw:g} kbps", quantized(enc, bandwidth=bw), clips, judge, labels)
+                score(
+                    f"EnCodec {bw:g} kbps",
+                    quantized(enc, bandwidth=bw),
+                    clips,
+                    judge,
+                    labels,
+                    **opts,
+                )  # fmt: skip
             )
     if args.alm:
         alm = load_codec(args.alm).eval()
         for w in (int(x) for x in args.windows.split(",") if x):
             rows.append(
-                score(f"ALMTokenizer w={w}", quantized(alm, window=w), clips, judge, labels)
+                score(
+                    f"ALMTokenizer w={w}", quantized(alm, window=w), clips, judge, labels, **opts
+                )  # fmt: skip
             )
     table = gate_table(rows)
     print(table)

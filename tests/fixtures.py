@@ -236,3 +236,70 @@ def make_audio_folder(
     """Write tones at the given relative paths (format from each extension); returns them."""
     root = Path(root)
     return [write_tone(root / rel, 300.0 + 20 * i, seconds, sr) for i, rel in enumerate(files)]
+
+
+@dataclass
+class CodeTokenizer:
+    """A stand-in for a codec in `codec.tokenizer.runner.build_manifest` (the manifest fields
+    only), for code shards written without encoding audio."""
+
+    name: str = "almtokenizer"
+    checkpoint_hash: str = "0123456789abcdef"
+    num_codebooks: int = 3
+    codebook_size: int = 16
+    rate: float = 25.0
+    bandwidth: float | None = None
+    sample_rate: int = 24000
+    weights_source: str = "synthetic"
+
+    def frame_rate(self, window: int | None = None) -> float:
+        return self.rate
+
+    def bitrate(self, window: int | None = None) -> float:
+        return self.rate * self.num_codebooks * float(np.log2(self.codebook_size))
+
+
+def make_code_shards(
+    out_dir: str | Path,
+    clips: Sequence[np.ndarray],
+    tokenizer: CodeTokenizer | None = None,
+    window: int | None = 3,
+    split: str = "all",
+    names: Sequence[str] | None = None,
+    shard_size: int = 4,
+) -> Path:
+    """A tokenized folder in the tokenizer's real format (manifest, shards, index), written by
+    its own functions, holding `clips` (int codes `[n_q, T]` each) as if encoded.
+
+    `names` default to `src{i // 2}/clip{i}.wav` (two clips per source folder).
+    """
+    import torch
+
+    from codec.tokenizer.inputs import ClipInput
+    from codec.tokenizer.runner import _row, build_manifest
+    from codec.tokenizer.shards import check_or_write_manifest, merge_index, write_shard
+
+    tok = tokenizer or CodeTokenizer()
+    out = Path(out_dir)
+    names = (
+        list(names)
+        if names is not None
+        else [f"src{i // 2}/clip{i}.wav" for i in range(len(clips))]
+    )
+    inputs = [ClipInput(Path("/data/synthetic") / n, n) for n in names]
+    source = {"dataset": "folder", "input": "/data/synthetic", "split": split}
+    manifest = build_manifest(tok, window, inputs, shard_size, source)  # type: ignore[arg-type]
+    check_or_write_manifest(out, manifest, write=True)
+    fixed = {"window": window, "n_q": tok.num_codebooks, "codec": tok.name,
+             "checkpoint_hash": tok.checkpoint_hash}  # fmt: skip
+    for s in range(manifest["num_shards"]):
+        idx = range(s * shard_size, min((s + 1) * shard_size, len(clips)))
+        codes = {i: torch.as_tensor(np.asarray(clips[i])).to(torch.int16) for i in idx}
+        rows = []
+        for i in idx:
+            frames = codes[i].shape[-1]
+            n = int(frames * tok.sample_rate / tok.rate)
+            rows.append(_row(inputs[i], i, s, fixed, n=n, sr=tok.sample_rate, frames=frames))
+        write_shard(out, s, codes, rows, {"format": manifest["format"], "shard": f"{s:05d}"})
+    merge_index(out, manifest["num_shards"])
+    return out

@@ -138,10 +138,12 @@ def test_round_trip_of_every_command(setup: dict[str, Path], tmp_path: Path, cap
 
     assert main(["evaluate", *_args(setup, tmp_path / "ev"), "--windows", "2,10",
                  "--bandwidths", "1.5", "--max-clips", "2", "--no-probe"]) == 0  # fmt: skip
-    for name in ("results.csv", "results.json", "results.md", "quality_vs_bitrate.png"):
+    for name in ("results.csv", "results.json", "results.md", "quality_vs_bitrate.png",
+                 "rate_quality.png", "rate_quality.html"):  # fmt: skip
         assert (tmp_path / "ev" / name).is_file()
     rows = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]
-    assert [r["setting"] for r in rows] == ["w=2", "w=10", "1.5 kbps"]
+    assert [r["setting"] for r in rows] == ["original", "w=2", "w=10", "1.5 kbps"]
+    assert rows[0]["codec"] == "clean" and "visqol" in rows[1] and "f0_rmse_cents" in rows[1]
     capsys.readouterr()
 
 

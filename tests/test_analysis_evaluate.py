@@ -20,8 +20,9 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def items(tmp_path_factory: pytest.TempPathFactory) -> list:
+    # 1.2 s notes: ViSQOL needs about 1 s
     root = timbre_dataset(
-        tmp_path_factory.mktemp("gs"), ("flute", "cello", "bass"), (48, 57, 60, 64, 69)
+        tmp_path_factory.mktemp("gs"), ("flute", "cello", "bass"), (48, 57, 60, 64, 69), seconds=1.2
     )
     return load_items(root)
 
@@ -60,6 +61,7 @@ def test_evaluate_writes_report(items: list, tmp_path: Path) -> None:
     assert len(rep.heldout_sound_ids) == 2 and set(rep.heldout_sound_ids) <= held
     assert enc.bandwidth == 1.5  # restored after the 3 kbps pass
     assert [(r.codec, r.setting) for r in rep.rows] == [
+        ("clean", "original"),
         ("almtokenizer", "w=2"),
         ("almtokenizer", "w=10"),
         ("encodec", "1.5 kbps"),
@@ -72,17 +74,26 @@ def test_evaluate_writes_report(items: list, tmp_path: Path) -> None:
     assert all(r.n_clips == 2 for r in rep.rows)
     only = evaluate_codecs([enc], items, None, [items[3].sound_id], bandwidths=(1.5,), probe=False)
     assert only.heldout_sound_ids == [items[3].sound_id] and only.probes == {} and only.files == {}
-    for r in rep.rows:
+    clean, coded = rep.rows[0], rep.rows[1:]
+    # the clean originals against themselves: every measure's ceiling
+    assert clean.visqol >= 4.5 and clean.pitch_accuracy == 1.0 and clean.f0_rmse_cents < 1.0
+    assert math.isnan(clean.bitrate) and clean.mel_distance == pytest.approx(0.0, abs=1e-6)
+    for r in coded:
         assert r.mel_distance > 0 and r.si_sdr == r.si_sdr  # finite numbers, not NaN
+        assert 1.0 <= r.visqol < clean.visqol and r.n_visqol == 2
+        assert 0.0 <= r.pitch_accuracy <= 1.0 and math.isnan(r.dnsmos_ovrl)  # no speech clips
     assert set(rep.probes) == {"almtokenizer", "encodec"}
     assert set(rep.probes["encodec"]) == {"instrument", "note", "octave"}
 
     files = rep.files
-    assert set(files) == {"csv", "json", "md", "png", "html"}
+    assert set(files) == {
+        "csv", "json", "md", "png", "html", "rate_quality_png", "rate_quality_html",
+    }  # fmt: skip
     rows = list(csv.DictReader(files["csv"].open()))
-    assert len(rows) == 4 and float(rows[0]["bitrate"]) == pytest.approx(by["w=2"].bitrate)
+    assert len(rows) == 5 and float(rows[1]["bitrate"]) == pytest.approx(by["w=2"].bitrate)
+    assert {"visqol", "dnsmos_ovrl", "f0_rmse_cents", "pitch_accuracy"} <= set(rows[0])
     data = json.loads(files["json"].read_text())
-    assert data["rows"][3]["setting"] == "3 kbps" and "instrument" in data["probes"]["almtokenizer"]
+    assert data["rows"][4]["setting"] == "3 kbps" and "instrument" in data["probes"]["almtokenizer"]
     assert all(r["pesq"] is None for r in data["rows"])  # no speech clips: PESQ undefined
     md = files["md"].read_text()
     assert "| almtokenizer | w=10 |" in md and "Semantic probe: encodec" in md
@@ -99,7 +110,7 @@ def test_two_codecs_of_one_backend_keep_their_labels(items: list, tmp_path: Path
         max_clips=1, cache_dir=tmp_path / "cache", progress=False,
         labels=["encodec", "encodec_official"],
     )  # fmt: skip
-    assert [r.codec for r in rep.rows] == ["encodec", "encodec_official"]
+    assert [r.codec for r in rep.rows] == ["clean", "encodec", "encodec_official"]
     assert set(rep.probes) == {"encodec", "encodec_official"}
     with pytest.raises(ValueError, match="distinct label"):
         evaluate_codecs([ours, other], items, None, split_seed=0, probe=False)

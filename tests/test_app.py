@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 API_NAMES = {
     "reconstruct", "load_example", "set_window", "set_bandwidth", "latent_map", "play_sound",
     "traverse", "transfer", "timbre_notes", "timbre_source", "pick_point", "show_map",
-    "warmup_status",
+    "warmup_status", "reconstruct_references",
 }  # fmt: skip
 CLIP_SAMPLES = int(round(1.2 * 24000))  # the 1.2 s 44.1 kHz stereo clip, at 24 kHz
 
@@ -239,6 +239,37 @@ def test_slider_move_recomputes_only_almtokenizer(server, client: Client, assets
     assert studio.results.misses == misses + 2
 
 
+def test_reference_codecs_beside_the_learned_ones(server, client: Client, assets) -> None:
+    """Opus and Codec2 on the Reconstruct tab (behind one checkbox, off by default), with the
+    bitrate measured from what they produced; the latent tabs say why they are left out."""
+    studio, demo, _ = server
+    assert [c.key for c in studio.codecs] == ["almtokenizer", "encodec"]
+    assert [c.key for c in studio.references] == ["opus", "codec2"]
+    clip = handle_file(str(assets.clip))
+    out = client.predict(clip, True, 12.0, "700C", api_name="/reconstruct_references")
+    opus_audio, opus_info, opus_spec, c2_audio, c2_info, c2_spec, table = out
+    assert wav_len(opus_audio) == wav_len(c2_audio) == CLIP_SAMPLES
+    assert "(12 kbps)" in opus_info and "measured" in opus_info and "(700C)" in c2_info
+    assert plot_json(c2_spec)["data"][0]["type"] == "heatmap"
+    rows = table["data"]
+    assert [r[:2] for r in rows] == [["Opus (libopus)", "12 kbps"],
+                                     ["Codec2 (8 kHz speech codec)", "700C"]]  # fmt: skip
+    assert 6.0 < float(rows[0][2]) < 24.0 and float(rows[0][3]) == 12.0  # measured, nominal
+    assert float(rows[1][3]) == 0.7
+    misses = studio.results.misses
+    off = client.predict(clip, False, 6.0, "3200", api_name="/reconstruct_references")
+    assert studio.results.misses == misses and len(off) == 7  # unticked: nothing computed
+    with pytest.raises(AppError, match="bitrate must be one of 6, 12"):
+        client.predict(clip, True, 7.0, "700C", api_name="/reconstruct_references")
+    props = [c["props"] for c in demo.config["components"]]
+    notes = {p.get("elem_id"): p.get("value") for p in props}
+    assert notes["show_references"] is False  # the checkbox, off: the section costs time
+    for elem in ("map_no_latents", "traversal_no_latents", "timbre_no_latents"):
+        assert "Opus (libopus), Codec2 (8 kHz speech codec) left out" in notes[elem]
+        assert "no latents" in notes[elem]
+    assert "Reference codecs" in notes["summary"]
+
+
 def test_load_example(server, client: Client) -> None:
     studio = server[0]
     label = studio.examples()[0].label
@@ -363,6 +394,8 @@ def _documented_values(param: dict, clip: str) -> list:
         return [default if default is not None else literals[:2]]
     if kind in ("float", "int"):
         return [default if default is not None else param["example_input"]]
+    if kind == "bool":
+        return [default if default is not None else True]
     if kind == "str":
         return [default if default is not None else param["example_input"]]
     raise AssertionError(f"{param['parameter_name']}: undocumented type {kind!r} in this test")
@@ -538,6 +571,9 @@ def test_api_parameters_have_descriptive_names(client: Client) -> None:
         ep: [p["parameter_name"] for p in info["parameters"]] for ep, info in endpoints.items()
     }
     assert names["/reconstruct"] == ["audio", "window", "bandwidth"]
+    assert names["/reconstruct_references"] == [
+        "audio", "show_references", "opus_kbps", "codec2_kbps",
+    ]  # fmt: skip
     assert names["/transfer"] == ["audio", "target_instrument", "target_note", "strength", "window"]
     assert names["/traverse"] == [
         "waypoints", "uploads", "rendering", "steps", "interpolation", "window",
@@ -545,6 +581,39 @@ def test_api_parameters_have_descriptive_names(client: Client) -> None:
     assert names["/latent_map"] == ["method", "color_by", "window", "upload"]
     short = {ep: [n for n in ns if len(n) < 4 and n != "rendering"] for ep, ns in names.items()}
     assert not any(short.values()), short
+
+
+@pytest.mark.browser
+def test_browser_reference_codecs_behind_their_checkbox(server, assets, tmp_path: Path) -> None:
+    """The reference section is hidden until its checkbox is ticked; ticked, it fills for the
+    uploaded clip; a bitrate radio recomputes its column; unticked, it hides again."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        try:
+            page = ctx.new_page()
+            page.goto(server[2], wait_until="domcontentloaded")
+            page.wait_for_selector("#input_audio input[type=file]", state="attached")
+            page.set_input_files("#input_audio input[type=file]", str(assets.clip))
+            _text_has(page, "encodec_info", "(1.5 kbps)")
+            assert not page.locator("#references").is_visible()
+            page.locator("#show_references input[type=checkbox]").check()
+            _text_has(page, "opus_info", "(6 kbps)")
+            _text_has(page, "codec2_info", "measured")
+            for player in ("#opus_audio", "#codec2_audio"):
+                page.wait_for_selector(f"{player} a[download][href*='.wav']", state="attached")
+            page.locator("#opus_kbps label", has_text="12").click()
+            _text_has(page, "opus_info", "(12 kbps)")
+            page.locator("#show_references input[type=checkbox]").uncheck()
+            page.wait_for_selector("#references", state="hidden", timeout=30_000)
+        finally:
+            ctx.close()
 
 
 @pytest.mark.browser

@@ -147,9 +147,13 @@ def test_config_mix_and_augment_keys(corpus: Path) -> None:
             _cfg(corpus, **extra)
 
 
-@pytest.mark.parametrize(
-    "path", ["config.yaml", *sorted(f"configs/{p.name}" for p in (REPO / "configs").glob("*.yaml"))]
+# the codec trainer's configs (configs/lm_*.yaml are the token LM's, with their own schema)
+CODEC_CONFIGS = sorted(
+    f"configs/{p.name}" for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("lm_")
 )
+
+
+@pytest.mark.parametrize("path", ["config.yaml", *CODEC_CONFIGS])
 def test_existing_dataloader_sections_still_load(path: str) -> None:
     """Every shipped dataloader section validates; one that does not use the new keys gets
     defaults that leave it as it was (one dataset, no augmentation)."""
@@ -181,3 +185,31 @@ def test_mixed_loaders_resume_exactly(corpus: Path) -> None:
     assert not torch.equal(other[0], full[0])
     held = {str(p) for p in loaders.held_out.paths}
     assert any("/data/demo/" in p for p in held) and any(str(corpus) in p for p in held)
+
+
+def test_mix_entry_draws_only_its_categories(corpus: Path) -> None:
+    """`mix[i].categories` raises one category's share; the split stays the whole corpus's, so
+    its val clips are exactly the category's val clips of the corpus, listed once."""
+    from codec.data import filter_categories
+    from codec.training.data import build_held_out_dataset, build_train_dataset
+
+    every = list_items("corpus", corpus, "train")
+    cats = sorted({it.category for it in every})
+    want = cats[0]
+    cfg = _cfg(corpus, weight=0.5, epoch_size=60, test_subset_size=None,
+               mix=[{"dataset": "corpus", "dataset_path": str(corpus), "weight": 0.5,
+                     "categories": [want]}])  # fmt: skip
+    train = build_train_dataset(cfg.dataloader, seed=0)
+    part = train.datasets[1]  # the category-filtered draw
+    assert {it.category for it in part.items} == {want}
+    assert len(part.items) == len(filter_categories(every, [want])) < len(every)
+    held = build_held_out_dataset(cfg.dataloader, seed=0)
+    val = list_items("corpus", corpus, "val")
+    assert sorted(map(str, held.paths)) == sorted(str(it.path) for it in val)  # no duplicates
+    for bad, pattern in (
+        ([{"dataset": "demo", "weight": 1, "categories": ["speech"]}], "only the corpus"),
+        ([{"dataset": "corpus", "dataset_path": str(corpus), "categories": ["speach"]}],
+         "non-empty list of"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=pattern):
+            _cfg(corpus, mix=bad)

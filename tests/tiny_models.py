@@ -160,3 +160,21 @@ def timbre_dataset(
             x = timbre_tone(s["instrument"], s["midi"], seconds, seed=s["id"] * 10 + i)
             sf.write(fx.root / rel, x, SR, subtype="FLOAT")
     return fx.root
+
+
+def save_tiny_lm(
+    codec: torch.nn.Module, window: int | None, folder: Path, context: int = 400, seed: int = 0
+) -> Path:
+    """A tiny random delay token LM saved at `folder`, whose tokenizer record names `codec` (a
+    loaded codec: its checkpoint hash; at `window`, or at its current bandwidth)."""
+    from codec.lm import LMModelConfig, TokenizerRecord, TokenShape, build_lm, save_lm
+
+    rec = TokenizerRecord(
+        codec.name, codec.checkpoint_hash, window, getattr(codec, "bandwidth", None),
+        codec.num_codebooks, codec.codebook_size, float(codec.frame_rate(window)),
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    lm = build_lm(LMModelConfig(dim=32, n_layers=1, n_heads=2, dropout=0.0),
+                  TokenShape(rec.n_q, rec.codebook_size, context))  # fmt: skip
+    lm.tokenizer = rec
+    return save_lm(lm, folder)

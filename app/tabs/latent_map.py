@@ -24,7 +24,7 @@ from app.clips import audio_path, load_clip
 from app.errors import UserInputError
 from app.state import Studio
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import studio_handler, window_slider
+from app.tabs.widgets import no_latents_note, studio_handler, window_slider
 
 if TYPE_CHECKING:
     from analysis.probe import ProbeScores
@@ -189,6 +189,7 @@ def pick_point(studio: Studio, point: Any, upload: Any) -> tuple[str, str]:
 def build(studio: Studio, tab: gr.Tab | None = None) -> None:
     """Lay out the tab and wire its events. The first visit of `tab` shows the default map
     (the warm-up's, or computed then with a progress bar)."""
+    no_latents_note(studio, "the map and its scores", "map_no_latents")
     with gr.Row():
         method = gr.Dropdown(list(METHODS), value="umap", label="Projection", elem_id="map_method")
         color = gr.Radio(

@@ -34,6 +34,7 @@ from app.figures import (
 from app.janitor import refreshed
 from app.judging import judge_loader, reconstruct_verdicts
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
+from app.tabs import rate_chart
 from app.tabs.widgets import named_handler, setting_control
 from codec.metrics import mel_distance, si_sdr
 from codec.tokenizer.stats import codebook_stats, token_timeline
@@ -111,7 +112,7 @@ def _settings(studio: Studio, values: Any) -> dict[str, float | None]:
     return out
 
 
-def _quality(recon: torch.Tensor, clip: Clip) -> tuple[float, float]:
+def quality(recon: torch.Tensor, clip: Clip) -> tuple[float, float]:
     """Mel distance and SI-SDR after delay alignment."""
     al = align_delay(recon, clip.wav)
     return float(mel_distance(al.estimate, al.reference)), float(si_sdr(al.estimate, al.reference))
@@ -128,7 +129,7 @@ def _column(
     bitrate: float,
 ) -> Column:
     name = entry.label
-    mel, sdr = _quality(recon, clip)
+    mel, sdr = quality(recon, clip)
     tag = setting.replace(" ", "").replace("=", "").replace(".", "p")
     path = write_wav(studio.out_dir, f"{clip.key}_{entry.key}_{tag}", recon)
     stats = codebook_stats(codes, entry.codec.codebook_size)
@@ -256,8 +257,10 @@ def _codec_column(entry: LoadedCodec) -> list[gr.components.Component]:
     return [audio, info, spec, usage, timeline]
 
 
-def build(studio: Studio) -> None:
-    """Lay out the tab and wire its events (inside a `gr.Blocks` / `gr.Tab` context)."""
+def build(studio: Studio) -> tuple[gr.Audio, gr.Dataframe]:
+    """Lay out the tab and wire its events (inside a `gr.Blocks` / `gr.Tab` context); returns
+    the clip input and the comparison table, which the reference codecs' section follows
+    (`app.tabs.references`)."""
     examples = [s.label for s in studio.examples()]
     ctl = controls(studio)
     with gr.Row():
@@ -277,6 +280,7 @@ def build(studio: Studio) -> None:
     table = gr.Dataframe(
         headers=TABLE_HEADERS, label="Comparison", interactive=False, elem_id="comparison"
     )
+    rate_chart.build(studio, widgets, [c.key for c, _ in ctl])
     with gr.Row(equal_height=False):
         with gr.Column():
             orig_info = gr.Markdown()
@@ -331,3 +335,4 @@ def build(studio: Studio) -> None:
             [*columns[c.key], table],
             api_name=f"set_{name}",
         ).success(heard_fn, *judged, api_name=f"set_{name}_judge")
+    return audio_in, table

@@ -36,7 +36,7 @@ from app.errors import UserInputError
 from app.judging import judge_loader, transfer_verdicts
 from app.state import Studio
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import named_handler, studio_handler, window_slider
+from app.tabs.widgets import named_handler, no_latents_note, studio_handler, window_slider
 
 ANY_NOTE = "(any)"
 
@@ -151,6 +151,7 @@ def source_path(studio: Studio, label: Any) -> str:
 
 def build(studio: Studio) -> None:
     """Lay out the tab and wire its events."""
+    no_latents_note(studio, "timbre transfer", "timbre_no_latents")
     speech = [s.label for s in studio.sounds if s.is_speech]
     others = [s.label for s in studio.sounds if not s.is_speech]
     instruments = studio.instruments

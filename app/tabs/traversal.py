@@ -24,7 +24,7 @@ from app.judging import judge_loader, traversal_strip
 from app.state import Studio
 from app.tabs.latent_map import check_choice
 from app.tabs.reconstruct import check_window
-from app.tabs.widgets import studio_handler, window_slider
+from app.tabs.widgets import no_latents_note, studio_handler, window_slider
 
 RENDERINGS = ("glide", "steps")
 MAX_UPLOADS = 4
@@ -143,6 +143,7 @@ def traverse_both(
 
 def build(studio: Studio) -> None:
     """Lay out the tab and wire its events."""
+    no_latents_note(studio, "the traversal", "traversal_no_latents")
     choices = studio.group_labels() + [s.label for s in studio.sounds]
     choices += [f"upload {k}" for k in range(1, MAX_UPLOADS + 1)]
     with gr.Row():

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import gradio as gr
 
-from analysis.models import LoadedCodec
+from analysis.models import LoadedCodec, no_latents_reason
 from app.errors import user_errors
 from app.gate import BusyError
 from app.state import WINDOW_MAX, WINDOW_MIN, Studio
@@ -22,14 +22,18 @@ def window_slider(value: int, elem_id: str, label: str = "ALMTokenizer window") 
     return gr.Slider(WINDOW_MIN, WINDOW_MAX, value=value, step=1, label=label, elem_id=elem_id)
 
 
-def setting_radio(setting: CodecSetting, **kwargs: Any) -> gr.Radio:
+def setting_radio(setting: CodecSetting, noun: str | None = None, **kwargs: Any) -> gr.Radio:
     """A codec setting's radio (EnCodec's bandwidth) that takes a choice as a number or as
     its text: 1.5, "1.5" and "1.5 kbps" all select 1.5 kbps, in the page and through the API
     (`view_api()` documents both forms).
 
+    Choices with names (Codec2's modes) show their names and take them as text too; `noun`
+    names the setting in errors ("bitrate" for Opus, whose "bandwidth" is its audio band).
+
     Gradio's own radio, with this instance's `preprocess` and `api_info` replaced (a subclass
     would make Gradio's component metaclass write a .pyi stub into the source tree)."""
-    radio = gr.Radio(list(setting.choices), value=setting.default, **kwargs)
+    shown = list(zip(setting.names, setting.choices)) if setting.names else list(setting.choices)
+    radio = gr.Radio(shown, value=setting.default, **kwargs)
 
     def preprocess(payload: str | int | float | None) -> float | None:
         if payload is None:
@@ -37,15 +41,19 @@ def setting_radio(setting: CodecSetting, **kwargs: Any) -> gr.Radio:
         try:
             return setting.check(payload)
         except ValueError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            message = str(e).replace(setting.kind, noun, 1) if noun else str(e)
+            raise gr.Error(message, print_exception=False) from None
 
     def api_info() -> dict[str, Any]:
         # gradio_client renders any enum as quoted strings, so the numbers are documented as
         # `float` (their values in the description) and the texts as a Literal
         numbers = [float(c) for c in setting.choices]
+        texts = [str(c) for c in numbers] + list(setting.names)
+        names = f" (or {', '.join(setting.names)})" if setting.names else ""
         return {
-            "anyOf": [{"type": "number"}, {"type": "string", "enum": [str(c) for c in numbers]}],
-            "description": f"one of {', '.join(f'{c:g}' for c in numbers)}, as number or text",
+            "anyOf": [{"type": "number"}, {"type": "string", "enum": texts}],
+            "description": f"one of {', '.join(f'{c:g}' for c in numbers)}{names}, as number "
+            "or text",
             "title": "Radio",
         }
 
@@ -163,3 +171,11 @@ def named_handler(
     handler.__signature__ = sig  # type: ignore[attr-defined]
     handler.__name__ = getattr(fn, "__name__", "handler")
     return studio_handler(studio, handler)
+
+
+def no_latents_note(studio: Studio, what: str, elem_id: str) -> None:
+    """One line on the page saying that the reference codecs are left out of `what` and why
+    (nothing when the line-up has none)."""
+    if studio.references:
+        reason = no_latents_reason([c.label for c in studio.references], what)
+        gr.Markdown(f"*{reason}.*", elem_id=elem_id)

@@ -17,7 +17,7 @@ datasets mixed with weights (`MixedDataset`); see codec.training.data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -112,6 +112,21 @@ def list_items(name: str, path: str | Path | None = None, split: str = "all") ->
     return out
 
 
+def filter_categories(items: list[Item], categories: Sequence[str] | None) -> list[Item]:
+    """The items whose `category` (a corpus clip's: notes, speech, effects, music) is in
+    `categories` (None: all). The split is drawn before the filter, so a category's val and
+    test clips are the same as in the whole corpus's split.
+
+    Raises:
+        ValueError: `categories` given for items that have none.
+    """
+    if categories is None:
+        return items
+    if items and not hasattr(items[0], "category"):
+        raise ValueError(f"categories {list(categories)}: only the corpus has categories")
+    return [it for it in items if it.category in categories]
+
+
 def build_dataset(
     name: str,
     path: str | Path | None,
@@ -120,6 +135,7 @@ def build_dataset(
     subset_size: int | None = None,
     seed: int = 0,
     augment: Augment | None = None,
+    categories: Sequence[str] | None = None,
 ) -> CropDataset:
     """A CropDataset of `[1, nsecs * 24000]` crops for training or evaluation.
 
@@ -129,9 +145,13 @@ def build_dataset(
     Raises:
         ValueError: unknown name/split, or the split is empty.
     """
-    items = subset(list_items(name, path, split), subset_size, seed)
+    items = filter_categories(list_items(name, path, split), categories)
+    items = subset(items, subset_size, seed)
     if not items:
-        raise ValueError(f"dataset {name!r} at {path or DEMO_ROOT} has no items in split {split!r}")
+        which = f" of categories {list(categories)}" if categories else ""
+        raise ValueError(
+            f"dataset {name!r} at {path or DEMO_ROOT} has no items in split {split!r}{which}"
+        )
     train = split == "train"
     return CropDataset(
         [it.path for it in items], nsecs, random_crop=train, seed=seed, items=items,

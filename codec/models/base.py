@@ -38,16 +38,22 @@ class CodecSetting:
             (EnCodec: kbps, i.e. how many RVQ codebooks `encode` uses; model state) or "none".
         choices: the allowed values (windows 2..10, bandwidths in kbps); empty for "none".
         default: the value a UI starts at (for a bandwidth: the one in use now).
+        names: optional names of the choices, in the same order, that pages show and `check`
+            accepts too (Codec2's modes: "700C", "1200", "3200" for 0.7, 1.2, 3.2 kbps).
     """
 
     kind: SettingKind
     choices: tuple[float, ...] = ()
     default: float | None = None
+    names: tuple[str, ...] = ()
 
     def check(self, value: Any) -> float | None:
         """`value` as an allowed choice (int for windows); ValueError naming the choices."""
         if self.kind == "none":
             return None
+        named = dict(zip(self.names, self.choices))
+        if str(value).strip() in named:
+            return named[str(value).strip()]
         text = str(value).replace("kbps", "").strip() if value is not None else ""
         try:
             v = float(text)
@@ -58,13 +64,16 @@ class CodecSetting:
         if v not in self.choices:
             allowed = ", ".join(f"{c:g}" for c in self.choices)
             unit = " kbps" if self.kind == "bandwidth" else ""
-            raise ValueError(f"{self.kind} must be one of {allowed}{unit}, got {value!r}")
+            also = f" (or {', '.join(self.names)})" if self.names else ""
+            raise ValueError(f"{self.kind} must be one of {allowed}{unit}{also}, got {value!r}")
         return v
 
     def label(self, value: float | None) -> str:
-        """ "w=6", "1.5 kbps" or "default"."""
+        """ "w=6", "1.5 kbps", the choice's name ("700C") or "default"."""
         if self.kind == "window" and value is not None:
             return f"w={int(value)}"
+        if value in self.choices and self.names:
+            return self.names[self.choices.index(value)]
         if self.kind == "bandwidth" and value is not None:
             return f"{value:g} kbps"
         return "default"
@@ -106,6 +115,38 @@ class Encoded:
     num_samples: int
 
 
+@dataclass
+class Reconstruction:
+    """What `Codec.reconstruct_measured` returns: the audio and the bits it cost.
+
+    Attributes:
+        wav: the reconstruction, `[B, 1, N]` (the input's length).
+        bits: bits of the payload actually produced for the whole batch (Opus: its packets'
+            sizes), or None when the codec only knows its nominal rate.
+        seconds: seconds of audio in the batch (B x N / sample rate).
+        nominal: the nominal bitrate of the setting, bits per second.
+    """
+
+    wav: torch.Tensor
+    bits: float | None
+    seconds: float
+    nominal: float
+
+    @property
+    def measured(self) -> bool:
+        """True when `bitrate` counts the bits produced rather than the nominal rate."""
+        return self.bits is not None and self.seconds > 0
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second: measured (bits / seconds) when known, else the nominal rate."""
+        return self.bits / self.seconds if self.measured else self.nominal  # type: ignore[operator]
+
+
+class NoLatentsError(NotImplementedError):
+    """A reference codec (Opus, Codec2) was asked for latents or codes: it only reconstructs."""
+
+
 class Codec(TrainingHooks, nn.Module, ABC):
     """Abstract audio codec: waveform <-> latents <-> codes.
 
@@ -122,6 +163,11 @@ class Codec(TrainingHooks, nn.Module, ABC):
 
     name: str = "codec"
     sample_rate: int = SAMPLE_RATE
+    # False for reference codecs (Opus, Codec2: `codec.models.reference`): they reconstruct
+    # audio (`reconstruct`, `reconstruct_measured`) but have no latents, codes or weights, so
+    # encode/decode raise `NoLatentsError` and maps, probes, traversals and timbre transfer
+    # leave them out.
+    has_latents: bool = True
     # Its decoder was trained on quantized latents only: edited latents (timbre transfers)
     # decode as the codec would only after `quantize` (ALMTokenizer's tokens).
     decodes_quantized_only: bool = False
@@ -233,9 +279,17 @@ class Codec(TrainingHooks, nn.Module, ABC):
 
     @torch.no_grad()
     def reconstruct(self, wav: torch.Tensor, window: int | None = None) -> torch.Tensor:
-        """encode -> quantize -> decode, trimmed to the input length: `[B, 1, N]`."""
+        """`wav` `[B, 1, N]` through the codec at this window (and the current stateful
+        setting), trimmed to the input length: `[B, 1, N]`. Latent codecs encode -> quantize
+        -> decode; reference codecs override it with their own round trip."""
         enc = self.encode(wav, window)
         return self.decode(enc.quantized, window, num_samples=wav.shape[-1])
+
+    def reconstruct_measured(self, wav: torch.Tensor, window: int | None = None) -> Reconstruction:
+        """`reconstruct` plus what it cost: the bits produced when the codec can count them
+        (Opus's packets; reference codecs override this), else the nominal `bitrate(window)`."""
+        seconds = wav.shape[0] * wav.shape[-1] / self.sample_rate
+        return Reconstruction(self.reconstruct(wav, window), None, seconds, self.bitrate(window))
 
     # --- serialisation -----------------------------------------------------------------------
     @abstractmethod
@@ -273,5 +327,5 @@ def fit_length(wav: torch.Tensor, num_samples: int | None) -> torch.Tensor:
 
 __all__ = [
     "SAMPLE_RATE", "STAGES", "WINDOWS", "Codec", "CodecSetting", "Encoded", "FrameFrontend",
-    "TrainOutput", "fit_length",
+    "NoLatentsError", "Reconstruction", "TrainOutput", "fit_length",
 ]  # fmt: skip

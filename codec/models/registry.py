@@ -19,6 +19,11 @@ one entry here, or one `register_backend` call:
 `python -m app --codec dac=weights` / `python -m analysis ... --codec dac=...` show it next to
 the others.
 
+A backend with no weights (the reference codecs Opus and Codec2, `codec.models.reference`) gives
+`build` instead of a loader: `Backend.open()` builds it, it has no checkpoints and nothing to
+train, and it stays out of the default line-up; `reference_lineup()` lists those backends
+(the app's Reconstruct tab shows them; `--codecs opus,codec2` selects them in the analysis CLI).
+
 Models are imported lazily (each entry names a function that imports its class), so importing
 the registry never imports a model and no model imports the registry.
 """
@@ -55,6 +60,8 @@ class Backend:
         in_lineup: shown by the app and the analysis CLI without being asked for (when its
             weights are found; else its untrained model stands in, unless another backend of
             its family is shown).
+        build: for a backend that needs no weights (a reference codec), its model, ready to
+            use; `load` and `default_paths` are then never asked (see `open`).
     """
 
     name: str
@@ -64,10 +71,33 @@ class Backend:
     default_paths: Callable[[], list[Path]]
     untrained: Callable[[], Codec] | None = None
     in_lineup: bool = True
+    build: Callable[[], Codec] | None = None
+
+    @property
+    def needs_weights(self) -> bool:
+        """False for a backend that builds its model without weights (a reference codec)."""
+        return self.build is None
 
     def find_default(self) -> Path | None:
         """The first default path that exists, or None."""
         return next((p for p in self.default_paths() if p.exists()), None)
+
+    def open(self, path: Path | None = None) -> Codec:
+        """An eval-mode model: built, for a backend that needs no weights (a `path` is then an
+        error), else loaded from `path` or the first default path.
+
+        Raises:
+            CheckpointError: weights given to a backend without any, or none found.
+        """
+        if self.build is not None:
+            if path is not None:
+                raise CheckpointError(f"{self.label} needs no weights; got {path}")
+            return self.build().eval()
+        found = path if path is not None else self.find_default()
+        if found is None:
+            where = ", ".join(str(p) for p in self.default_paths()) or "(none)"
+            raise CheckpointError(f"no weights for {self.label}: give a path (looked in {where})")
+        return self.load(Path(found))
 
     @property
     def family(self) -> str:
@@ -98,6 +128,36 @@ def load_folder(codec: Callable[[], type[Codec]]) -> Callable[[Path], Codec]:
         return model.eval()
 
     return load
+
+
+def _opus() -> type[Codec]:
+    from codec.models.opus import OpusCodec
+
+    return OpusCodec
+
+
+def _codec2() -> type[Codec]:
+    from codec.models.codec2 import Codec2Codec
+
+    return Codec2Codec
+
+
+def _no_weights(codec: Callable[[], type[Codec]]) -> Callable[[Path], Codec]:
+    """The `Backend.load` of a backend without weights: refuses any path."""
+
+    def load(path: Path) -> Codec:
+        raise CheckpointError(f"{codec().name} needs no weights; got {path}")
+
+    return load
+
+
+def _reference(name: str, label: str, codec: Callable[[], type[Codec]]) -> Backend:
+    """A reference codec's entry (`label` as its class's): built, never loaded; not in the
+    default line-up."""
+    return Backend(
+        name, label, codec, _no_weights(codec), lambda: [], in_lineup=False,
+        build=lambda: codec()(),
+    )  # fmt: skip
 
 
 def _untrained_alm() -> Codec:
@@ -148,6 +208,8 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             "encodec_official", "EnCodec (official)", _encodec, _load_official, _official_paths
         ),
+        _reference("opus", "Opus (libopus)", _opus),
+        _reference("codec2", "Codec2 (8 kHz speech codec)", _codec2),
     )
 }
 
@@ -168,6 +230,11 @@ def default_lineup() -> list[Backend]:
     return [b for b in BACKENDS.values() if b.in_lineup]
 
 
+def reference_lineup() -> list[Backend]:
+    """The backends that need no weights (reference codecs: Opus, Codec2), in registry order."""
+    return [b for b in BACKENDS.values() if not b.needs_weights]
+
+
 def get_backend(name: str) -> Backend:
     """The backend called `name`; ValueError listing the known names."""
     try:
@@ -180,8 +247,10 @@ def codec_class(name: str) -> type[Codec]:
     """The `Codec` subclass that reads checkpoints saying `"codec": name` and trains as
     `model.type: name`; ValueError listing the known names."""
     backend = BACKENDS.get(name)
+    if backend is not None and not backend.needs_weights:
+        raise ValueError(f"{name} is a reference codec: it has no checkpoints and nothing to train")
     if backend is None or backend.family != name:
-        known = sorted(b.name for b in BACKENDS.values() if b.family == b.name)
+        known = sorted(b.name for b in BACKENDS.values() if b.family == b.name and b.needs_weights)
         raise ValueError(f"unknown codec {name!r}; known: {', '.join(known)}")
     return backend.codec()
 

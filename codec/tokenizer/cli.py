@@ -32,7 +32,9 @@ from codec.tokenizer.shards import ShardError, iter_codes, read_index, read_mani
 from codec.tokenizer.stats import CodebookCounter, format_stats
 
 log = logging.getLogger("codec.tokenizer.cli")
-CODECS = tuple(BACKENDS)  # codec/models/registry.py: a new backend is a new --codec choice
+# codec/models/registry.py: a new backend is a new --codec choice (reference codecs such as
+# Opus have no codes to write, so they are none)
+CODECS = tuple(n for n, b in BACKENDS.items() if b.needs_weights)
 
 
 class UsageError(ValueError):
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--input", help="dataset root or folder of audio files")
     enc.add_argument("--dataset", choices=DATASETS, help="layout of --input (default: guessed)")
     enc.add_argument("--split", default="all", choices=("train", "val", "test", "all"))
+    enc.add_argument("--max-clips", type=int, help="a seeded subset of this many clips")
     enc.add_argument("--out", required=True, help="output folder for shards and index")
     enc.add_argument("--shard-size", type=int, default=2000, help="clips per shard")
     enc.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
@@ -164,6 +167,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     if args.num_workers < 0:
         raise UsageError("--num-workers must be >= 0")
+    if args.max_clips is not None and args.max_clips < 1:
+        raise UsageError("--max-clips must be >= 1")
     if args.input is None and args.dataset != "demo":
         raise UsageError("--input is required (or --dataset demo for the bundled set)")
     name = resolve_codec_name(args)
@@ -175,13 +180,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
         )
         started = True
     try:
-        clips = list_inputs(args.dataset, args.input, args.split)
+        clips = list_inputs(args.dataset, args.input, args.split, args.max_clips)
         codec = load_tokenizer_codec(name, args.checkpoint, args.encodec_weights, args.bandwidth)
         window = resolve_window(codec, args.window)
         source = {
             "dataset": args.dataset,
             "input": args.input,
             "split": args.split,
+            "max_clips": args.max_clips,
             "checkpoint": args.checkpoint,
             "encodec_weights": args.encodec_weights,
         }

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from codec.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
 
-DATASETS = ("demo", "goodsounds", "fsd50k", "folder")
+DATASETS = ("demo", "goodsounds", "fsd50k", "folder", "corpus")
 
 
 @dataclass(frozen=True)
@@ -23,18 +23,22 @@ class ClipInput:
 
 def guess_dataset(path: Path) -> str:
     """ "goodsounds" for a folder with database.sqlite, "fsd50k" for one with
-    FSD50K.ground_truth, else "folder"."""
+    FSD50K.ground_truth, "corpus" for one with manifest.jsonl (`codec.data.corpus`), else
+    "folder"."""
     if (path / "database.sqlite").is_file():
         return "goodsounds"
     if (path / "FSD50K.ground_truth").is_dir():
         return "fsd50k"
+    if (path / "manifest.jsonl").is_file():
+        return "corpus"
     return "folder"
 
 
 def list_inputs(
-    dataset: str | None, path: str | Path | None, split: str = "all"
+    dataset: str | None, path: str | Path | None, split: str = "all", max_clips: int | None = None
 ) -> list[ClipInput]:
-    """The clips of `dataset` at `path` (None: guessed from the folder), in a fixed order.
+    """The clips of `dataset` at `path` (None: guessed from the folder), in a fixed order;
+    `max_clips` keeps a seeded subset (the same clips on every run, in the same order).
 
     Raises:
         ValueError / FileNotFoundError: unknown dataset or split, missing folder or metadata.
@@ -55,6 +59,11 @@ def list_inputs(
             raise ValueError(f"input {root} is not a folder")
     name = dataset or guess_dataset(root)
     items = list_items(name, None if path is None else root, split)
+    if max_clips is not None and len(items) > max_clips:
+        import random
+
+        keep = sorted(random.Random(0).sample(range(len(items)), max_clips))
+        items = [items[i] for i in keep]
     clips = []
     for it in items:
         p = Path(it.path)

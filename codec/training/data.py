@@ -98,11 +98,14 @@ class Loaders:
         )
 
 
-def _components(dl: DataloaderConfig) -> list[tuple[str, str | None, float, str]]:
-    """(dataset, path, weight, config key) of `dataset` and of every `mix` entry."""
-    out = [(dl.dataset, dl.dataset_path, dl.weight, "dataloader.dataset_path")]
+def _components(
+    dl: DataloaderConfig,
+) -> list[tuple[str, str | None, float, str, list[str] | None]]:
+    """(dataset, path, weight, config key, categories) of `dataset` and every `mix` entry."""
+    out = [(dl.dataset, dl.dataset_path, dl.weight, "dataloader.dataset_path", None)]
     for i, m in enumerate(dl.mix):
-        out.append((m.dataset, m.dataset_path, m.weight, f"dataloader.mix[{i}].dataset_path"))
+        key = f"dataloader.mix[{i}].dataset_path"
+        out.append((m.dataset, m.dataset_path, m.weight, key, m.categories))
     return out
 
 
@@ -117,10 +120,10 @@ def build_train_dataset(dl: DataloaderConfig, seed: int, nsecs: float | None = N
     augment = Augment(tuple(dl.augment.gain_db), dl.augment.polarity)  # type: ignore[arg-type]
     nsecs = dl.nsecs if nsecs is None else nsecs
     parts, weights = [], []
-    for name, path, weight, key in _components(dl):
+    for name, path, weight, key, cats in _components(dl):
         try:
             parts.append(
-                build_dataset(name, path, "train", nsecs, dl.train_subset_size, seed, augment)
+                build_dataset(name, path, "train", nsecs, dl.train_subset_size, seed, augment, cats)
             )
         except (ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{key}: {e}") from e
@@ -132,14 +135,18 @@ def build_train_dataset(dl: DataloaderConfig, seed: int, nsecs: float | None = N
 
 def build_held_out_dataset(dl: DataloaderConfig, seed: int) -> Dataset:
     """`dl.eval_split` of every dataset (grouped splits), a seeded `test_subset_size` subset."""
-    from codec.data import CropDataset, list_items, subset
+    from codec.data import CropDataset, filter_categories, list_items, subset
 
     items: list = []
-    for name, path, _, key in _components(dl):
+    seen: set[str] = set()
+    for name, path, _, key, cats in _components(dl):
         try:
-            items += list_items(name, path, dl.eval_split)
+            part = filter_categories(list_items(name, path, dl.eval_split), cats)
         except (ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{key}: {e}") from e
+        # a category-filtered entry of a corpus already listed adds no clip twice
+        items += [it for it in part if str(it.path) not in seen]
+        seen.update(str(it.path) for it in part)
     items = subset(items, dl.test_subset_size, seed)
     if not items:
         raise ConfigError(f"dataloader.dataset_path: no clips in split {dl.eval_split!r}")

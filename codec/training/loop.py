@@ -52,12 +52,12 @@ from codec.training.model_setup import (
 from codec.training.state import (
     DISC_NAME,
     TRAIN_STATE_NAME,
+    gathered_rng_states,
     is_complete,
     load_state_file,
     read_state_tensors,
     recover,
     remove_stale_staging,
-    rng_state,
     save_training_checkpoint,
     set_rng_state,
 )
@@ -121,7 +121,9 @@ class Trainer:
             )
         self.device = self.dist.device
         seed_everything(self.t.seed + self.dist.rank)
-        self.amp = self.t.amp and self.device.type == "cuda"
+        self.amp = (self.t.amp and self.device.type == "cuda") or (
+            self.t.amp_cpu and self.device.type == "cpu"
+        )
 
         self.model = build_model(cfg).to(self.device)
         if self.t.stage == 2 and self.t.stage1_checkpoint is not None:
@@ -191,7 +193,7 @@ class Trainer:
 
     def autocast(self):
         if self.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # --- one step ------------------------------------------------------------------------------
@@ -426,10 +428,7 @@ class Trainer:
 
     def save(self, folder: Path) -> None:
         """Rank 0 writes a full training checkpoint (every rank's RNG state included)."""
-        rngs = [rng_state()]
-        if self.dist.distributed:
-            rngs = [None] * self.dist.world_size
-            torch.distributed.all_gather_object(rngs, rng_state())
+        rngs = gathered_rng_states(self.dist)
         if self.dist.is_main:
             state = {
                 "step": self.step,

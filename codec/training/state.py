@@ -142,6 +142,17 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def gathered_rng_states(dist: Any) -> list[Any]:
+    """Every rank's `rng_state()`, gathered (a list of one outside torchrun), so that a
+    checkpoint written by rank 0 resumes every rank's random stream. `dist` is the run's
+    `codec.training.distributed` context (`distributed`, `world_size`)."""
+    rngs: list[Any] = [rng_state()]
+    if dist.distributed:
+        rngs = [None] * dist.world_size
+        torch.distributed.all_gather_object(rngs, rng_state())
+    return rngs
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what `rng_state` captured."""
     random.setstate(_to_tuple(state["python"]))

@@ -1,9 +1,6 @@
-"""Reconstruction quality metrics after delay alignment, and codec rates.
-
-Mel distance and SI-SDR come from `codec.metrics` (the same numbers training logs); STOI from
-pystoi; PESQ (wide-band, 16 kHz) from pesq, for speech only. Before any metric the estimate is
-aligned to the reference by the lag (within +-50 ms) that maximises their cross-correlation,
-so a codec's constant delay is not scored as distortion.
+"""Waveform quality of a reconstruction after delay alignment: mel distance and SI-SDR (the
+numbers training logs, from `codec.metrics`), STOI (pystoi), and wide-band PESQ (16 kHz) for
+speech only.
 """
 
 from __future__ import annotations
@@ -16,51 +13,13 @@ from dataclasses import asdict, dataclass
 import torch
 import torchaudio.functional as AF
 
+from analysis.metrics.align import align_delay, as_mono
 from codec.metrics import mel_distance, si_sdr
-from codec.models.base import SAMPLE_RATE, Codec
+from codec.models.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 PESQ_RATE = 16000
-
-
-@dataclass
-class Alignment:
-    """Delay alignment result.
-
-    Attributes:
-        lag: samples by which the estimate lags the reference (positive: estimate is late).
-        estimate, reference: the overlapping parts after the shift, both `[M]`.
-    """
-
-    lag: int
-    estimate: torch.Tensor
-    reference: torch.Tensor
-
-
-def _mono(x: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(x).detach().float().cpu().reshape(-1)
-
-
-def align_delay(
-    estimate: torch.Tensor, reference: torch.Tensor, sr: int = SAMPLE_RATE, max_ms: float = 50.0
-) -> Alignment:
-    """Find the lag in [-max_ms, +max_ms] maximising the cross-correlation and crop both
-    signals (`[N]`, `[1, N]` or `[1, 1, N]`) to their overlap."""
-    est, ref = _mono(estimate), _mono(reference)
-    max_lag = int(round(max_ms * sr / 1000.0))
-    nfft = 1 << int(math.ceil(math.log2(max(est.numel() + ref.numel(), 2))))
-    spec = torch.fft.rfft(est.double(), nfft) * torch.fft.rfft(ref.double(), nfft).conj()
-    cc = torch.fft.irfft(spec, nfft)  # cc[k] = sum_n est[n + k] ref[n]; negatives wrap around
-    lags = torch.arange(-max_lag, max_lag + 1)
-    lags = lags[(lags < est.numel()) & (-lags < ref.numel())]
-    lag = int(lags[int(cc[lags % nfft].argmax())])
-    if lag >= 0:
-        est, ref = est[lag:], ref
-    else:
-        est, ref = est, ref[-lag:]
-    m = min(est.numel(), ref.numel())
-    return Alignment(lag, est[:m], ref[:m])
 
 
 @dataclass
@@ -127,7 +86,7 @@ def quality_metrics(
         al = align_delay(estimate, reference, sr, max_lag_ms)
         est, ref, lag = al.estimate, al.reference, al.lag
     else:
-        est, ref = _mono(estimate), _mono(reference)
+        est, ref = as_mono(estimate), as_mono(reference)
         m = min(est.numel(), ref.numel())
         est, ref, lag = est[:m], ref[:m], 0
     if est.numel() == 0:
@@ -140,31 +99,4 @@ def quality_metrics(
         stoi=stoi_score(est, ref, sr),
         pesq=pesq_score(est, ref, sr) if speech else math.nan,
         lag=lag,
-    )
-
-
-@dataclass
-class RateInfo:
-    """Rates of a codec setting.
-
-    Attributes:
-        window: effective window (None for EnCodec).
-        tokens_per_second: latent frames per second (tokens per codebook), `frame_rate(window)`.
-        codes_per_second: integer codes per second over all codebooks.
-        bitrate: bits per second, `codec.bitrate(window)`.
-        num_codebooks: n_q in use.
-    """
-
-    window: int | None
-    tokens_per_second: float
-    codes_per_second: float
-    bitrate: float
-    num_codebooks: int
-
-
-def codec_rates(codec: Codec, window: int | None = None) -> RateInfo:
-    """Token rate and bitrate straight from the Codec interface."""
-    fr = float(codec.frame_rate(window))
-    return RateInfo(
-        window, fr, fr * codec.num_codebooks, float(codec.bitrate(window)), codec.num_codebooks
     )
