@@ -64,7 +64,7 @@ def _lineup(args: argparse.Namespace, latents: str | None = None) -> list[Any]:
 
 def _judge(args: argparse.Namespace) -> Any:
     """The audio judge of --dataset-root (fitted once, cached next to the latent cache)."""
-    from analysis.judge import load_or_fit_judge
+    from analysis.metrics.judge import load_or_fit_judge
 
     cache = None if args.no_cache else Path(args.cache_dir).parent / "judge"
     judge = load_or_fit_judge(args.dataset_root, cache, args.seed)

@@ -194,7 +194,7 @@ def _pairs(args: argparse.Namespace, lineup: list[Any]) -> tuple[list[Any], list
 
 
 def _judge(args: argparse.Namespace) -> Any:
-    from analysis.judge import load_or_fit_judge
+    from analysis.metrics.judge import load_or_fit_judge
 
     cache = None if args.no_cache else Path(args.cache_dir).parent / "judge"
     return load_or_fit_judge(args.dataset_root, cache, 0)  # --seed is the sampling seed

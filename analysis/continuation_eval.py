@@ -5,7 +5,8 @@ continued by `seconds` (`analysis.continuation.continue_clip`), and only the gen
 measured against the clip's labels:
 - pitch kept: its note F0 (`analysis.metrics.f0.clip_note_f0`, the neural tracker) within 50
   cents of the labelled pitch (MIDI `midi` -> Hz), on pitched notes;
-- instrument named: the audio judge (`analysis.judge`) names the prompt's instrument, on notes;
+- instrument named: the audio judge (`analysis.metrics.judge`) names the prompt's
+  instrument, on notes;
 - speech heard: the judge still hears speech, on speech prompts.
 Beside each, the same codec's ceiling: its reconstruction of the whole clip at the LM's
 setting, measured the same way against the same labels; and the ratio continuation / ceiling
@@ -45,7 +46,7 @@ MEASURES = ("pitch kept", "instrument named", "speech heard")
 
 
 class Hears(Protocol):
-    """What the evaluation asks of the judge (`analysis.judge.Judge`)."""
+    """What the evaluation asks of the judge (`analysis.metrics.judge.Judge`)."""
 
     classes: tuple[str, ...]
 
@@ -82,7 +83,7 @@ def load_eval_clips(
     """The held-out clips of a Good-sounds-layout dataset (val + test sounds), or every clip
     (`every_clip`: an independent set), at most `max_clips` of them (a seeded subset)."""
     from analysis.dataset import heldout_items, load_items, unseen_sound_ids
-    from analysis.judge import SPEECH, judge_label
+    from analysis.metrics.judge import SPEECH, judge_label
     from codec.audio import load_audio
 
     root = Path(root)

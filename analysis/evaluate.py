@@ -11,10 +11,10 @@ Every clip goes through `codec.reconstruct` (encode -> quantize -> decode) and i
 within a clip budget), the neural F0 tracker's pitch kept / F0 RMSE / voicing agreement, and
 for speech PESQ and DNSMOS. A row named "clean" scores the originals themselves: the ceiling.
 
-With an audio judge (`analysis.judge`), each reconstruction is also judged by ear: "recognised
-as source" is the share of reconstructions whose most probable class is the clip's own
+With an audio judge (`analysis.metrics.judge`), each reconstruction is also judged by ear:
+"recognised as source" is the share of reconstructions whose most probable class is the clip's own
 instrument (or speech). With `transfer_clips`, the timbre-transfer grid of
-`analysis.judge_grid` runs too (held-out sources, targets from the training split's notes).
+`analysis.metrics.judge_grid` runs too (held-out sources, targets from the training split's notes).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from analysis.codec_ops import codec_device
 from analysis.dataset import heldout_items
-from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
 from analysis.metrics import ClipScores, codec_rates, score_pair
 from analysis.metrics.f0 import DEFAULT_TRACKER, F0Track, Tracker, track_f0
+from analysis.metrics.judge import Judge, judge_label
 from analysis.metrics.rates import RateInfo
 from analysis.probe import ProbeScores, probe_latents
 from analysis.records import EvalRow, EvaluationReport
@@ -321,7 +321,7 @@ def evaluate_codecs(
         max_clips: evaluate at most this many held-out clips (a seeded subset).
         cache_dir: latent cache for the probe.
         seed: subset and probe seed.
-        judge: the audio judge (`analysis.judge.load_or_fit_judge`); None skips every
+        judge: the audio judge (`analysis.metrics.judge.load_or_fit_judge`); None skips every
             judged figure.
         transfer_clips: N > 0 runs the transfer grid on N held-out clips (needs `judge`)...
         transfer_methods, transfer_alphas: ... with these methods and strengths ...
@@ -373,7 +373,7 @@ def evaluate_codecs(
     if judge is not None:
         report.judge = dict(judge.meta, classes=list(judge.classes))
     if judge is not None and transfer_clips > 0:
-        from analysis.judge_grid import grid_sources, summarise, transfer_grid
+        from analysis.metrics.judge_grid import grid_sources, summarise, transfer_grid
 
         held_ids = {int(getattr(it, "sound_id", -1)) for it in clips}
         if transfer_items is None:

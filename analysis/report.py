@@ -71,7 +71,7 @@ def judged_markdown(report: EvaluationReport) -> list[str]:
             f"| {_pct(r.pitch_accuracy)} |"
         )
     if report.transfers:
-        from analysis.judge_grid import summary_markdown
+        from analysis.metrics.judge_grid import summary_markdown
 
         n_src = len({t.source for t in report.transfer_rows})
         lines += ["", f"### Timbre transfer judged by ear ({n_src} held-out clips x every "

@@ -6,8 +6,8 @@ group (mean pooled latent of its sounds):
     z'_t = z_t + alpha * (c - mean_t z_t),   alpha in [0, 1.5]
 
 alpha = 1 puts the clip's time-mean exactly on the centroid while keeping its deviations over
-time (pitch contour, rhythm). Candidates measured against the audio judge (`analysis.judge`,
-`analysis.judge_grid`), selected with `method`; the default is "pitch_adain", which beat the
+time (pitch contour, rhythm). Candidates measured against the audio judge (`analysis.metrics.judge`,
+`analysis.metrics.judge_grid`), selected with `method`; the default is "pitch_adain", which beat the
 mean shift when measured (same or better "recognised as target", far more pitches kept with the
 bundled ALMTokenizer; the only one passing the gate through a faithful vocoder in the tests):
 

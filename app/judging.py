@@ -1,6 +1,7 @@
 """The audio judge in the app: what each output sounds like (wiring only).
 
-The judge (`analysis.judge`, fitted on the dataset's training notes, never on codec output) is
+The judge (`analysis.metrics.judge`, fitted on the dataset's training notes, never on codec output)
+is
 loaded once per studio in a background thread started when the tabs are built
 (`judge_loader(studio).start()`), from the cache next to the latent cache when it was fitted
 before. The handlers below read the files a tab has just produced (its players, or its zip) and
@@ -24,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from analysis.judge_view import (
+from analysis.metrics.judge_view import (
     JudgeLoader,
     glide_slices,
     path_probabilities,

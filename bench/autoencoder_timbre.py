@@ -5,7 +5,7 @@
 
 For each EnCodec checkpoint folder (the shared autoencoder under both codecs), on the demo
 set's held-out val + test clips: SI-SDR of the continuous reconstruction (no quantizer), pitch
-kept on pitched notes, the share the audio judge (`analysis.judge`) names as the clip's own
+kept on pitched notes, the share the audio judge (`analysis.metrics.judge`) names as the clip's own
 class, and the mean change of spectral flatness (a noise floor raises it). With `--figure`,
 log spectrograms of three held-out clarinet notes: the original and each checkpoint's output.
 """
@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.judge import judge_label, judge_split, load_or_fit_judge  # noqa: E402
-from analysis.judge_features import FEATURE_NAMES, audio_features  # noqa: E402
+from analysis.metrics.judge import judge_label, judge_split, load_or_fit_judge  # noqa: E402
+from analysis.metrics.judge_features import FEATURE_NAMES, audio_features  # noqa: E402
 from codec.audio import load_audio  # noqa: E402
 from codec.metrics import estimate_f0, pitch_matches, si_sdr  # noqa: E402
 from codec.models.base import Codec  # noqa: E402

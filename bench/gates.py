@@ -37,8 +37,8 @@ from tqdm import tqdm
 
 from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import is_speech
-from analysis.judge import judge_label, load_or_fit_judge
 from analysis.metrics import score_pair
+from analysis.metrics.judge import judge_label, load_or_fit_judge
 from codec.audio import load_audio
 from codec.models.base import Codec
 from codec.models.registry import load_codec
@@ -90,7 +90,7 @@ def score(
     use_f0: bool = True,
 ) -> GateRow:
     """Reconstruct every clip `[1, 1, N]` (with whether it is speech) and score it with
-    `analysis.metrics.score_pair`; with a `judge` (`analysis.judge.Judge`) and the clips'
+    `analysis.metrics.score_pair`; with a `judge` (`analysis.metrics.judge.Judge`) and the clips'
     `labels`, also the share of reconstructions it names as the original's class."""
     pitch, notes_sdr, speech_sdr, heard, vis, mos, rmse = [], [], [], [], [], [], []
     for i, (wav, speech) in enumerate(tqdm(clips, desc=name, leave=False)):

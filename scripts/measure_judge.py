@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.evaluate import Setting, evaluate_codec, settings_for  # noqa: E402
-from analysis.judge import judge_split, load_or_fit_judge  # noqa: E402
-from analysis.judge_grid import (  # noqa: E402
+from analysis.metrics.judge import judge_split, load_or_fit_judge  # noqa: E402
+from analysis.metrics.judge_grid import (  # noqa: E402
     grid_sources,
     summarise,
     summary_markdown,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     indep = ""
     if args.heldout_root is not None:
         from analysis.dataset import load_items
-        from analysis.judge import clip_features, judge_label
+        from analysis.metrics.judge import clip_features, judge_label
 
         held = [it for it in load_items(args.heldout_root) if judge_label(it) in judge.classes]
         pred = np.array(judge.classes)[judge.proba_features(clip_features(held)[0]).argmax(1)]

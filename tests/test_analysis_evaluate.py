@@ -117,7 +117,7 @@ def test_two_codecs_of_one_backend_keep_their_labels(items: list, tmp_path: Path
 
 
 def test_evaluate_with_the_audio_judge(items: list, tmp_path: Path) -> None:
-    from analysis.judge import fit_judge, judge_label
+    from analysis.metrics.judge import fit_judge, judge_label
 
     held = heldout_items(items, split_seed=0)
     held_ids = {it.sound_id for it in held}

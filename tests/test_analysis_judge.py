@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
-import analysis.judge as J
-from analysis.judge import (
+import analysis.metrics.judge as J
+from analysis.metrics.judge import (
     AUGMENT_COPIES,
     Judge,
     clip_features,
@@ -21,8 +21,8 @@ from analysis.judge import (
     judge_split,
     load_or_fit_judge,
 )
-from analysis.judge_augment import clip_rng, degrade
-from analysis.judge_features import FEATURE_NAMES, audio_features
+from analysis.metrics.judge_augment import clip_rng, degrade
+from analysis.metrics.judge_features import FEATURE_NAMES, audio_features
 from codec.audio import load_audio
 from tests.tiny_models import timbre_dataset, timbre_tone
 
@@ -172,7 +172,7 @@ def test_note_names() -> None:
 
 
 def test_view_helpers(root: Path, judge: Judge, tmp_path: Path) -> None:
-    from analysis.judge_view import (
+    from analysis.metrics.judge_view import (
         JudgeLoader,
         glide_slices,
         path_probabilities,

@@ -31,7 +31,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 def _note(studio: SimpleNamespace, instrument: str) -> Path:
-    from analysis.judge import judge_split
+    from analysis.metrics.judge import judge_split
 
     return next(it.path for it in judge_split(studio.config.dataset_root)[1]
                 if it.instrument == instrument)  # fmt: skip

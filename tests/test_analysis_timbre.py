@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from analysis.dataset import load_items
-from analysis.judge import fit_judge, judge_split
-from analysis.judge_grid import summarise, summary_markdown, transfer_grid
 from analysis.latents import extract_latents
+from analysis.metrics.judge import fit_judge, judge_split
+from analysis.metrics.judge_grid import summarise, summary_markdown, transfer_grid
 from analysis.probe import fit_probe, probe_proba
 from analysis.timbre import (
     instrument_channels,

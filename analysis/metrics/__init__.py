@@ -8,7 +8,10 @@ reference / decoded pair with every measure that applies.
 - `f0`: a neural F0 tracker (CREPE or FCPE): pitch kept, F0 RMSE in cents, voicing agreement;
 - `bands`: energy per frequency band against the reference (where a codec loses formants);
 - `rates`: token rate and bitrate of a codec setting;
-- `score`: `score_pair`, the one entry point of the app, `analysis evaluate` and `bench.gates`.
+- `score`: `score_pair`, the one entry point of the app, `analysis evaluate` and `bench.gates`;
+- `judge`, `judge_features`, `judge_augment`: the audio judge, an instrument recogniser fitted on
+  real notes (never on codec output) that says what a decoded clip sounds like;
+- `judge_grid`: the timbre-transfer grid judged by ear; `judge_view`: its verdicts as text.
 
 Training's own cheap checks (SI-SDR, mel distance, the autocorrelation pitch) stay in
 `codec.metrics`.

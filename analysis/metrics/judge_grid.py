@@ -2,7 +2,7 @@
 
 For each codec and transfer method (`analysis.timbre.METHODS`), every source clip is moved
 toward every other instrument at each alpha (0.5 and 1.0 by default), decoded, and the audio
-judge (`analysis.judge`) says what the result sounds like and which pitch it has:
+judge (`analysis.metrics.judge`) says what the result sounds like and which pitch it has:
 - recognised as target: the judge's most probable class is the target instrument;
 - pitch kept: the decoded pitch is within a quarter tone of the source clip's pitch
   (`codec.metrics.pitch_matches`), counted over pitched sources (speech and notes without a
@@ -35,8 +35,8 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.codec_ops import codec_device, effective_window, requantize
-from analysis.judge import Judge, judge_label
 from analysis.latents import DEFAULT_CACHE_DIR, encode_waveform
+from analysis.metrics.judge import Judge, judge_label
 from analysis.timbre import METHODS, transfer_frames
 from codec.audio import load_audio
 from codec.metrics import estimate_f0

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.judge import DEFAULT_JUDGE_CACHE, Judge, Verdict, load_or_fit_judge
+from analysis.metrics.judge import DEFAULT_JUDGE_CACHE, Judge, Verdict, load_or_fit_judge
 from codec.models.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The audio judge: what a clip sounds like (instrument) and which pitch it has.
 
 Claims about sound are checked on decoded audio, never only in latent space. The instrument
-recogniser is a standardised multinomial logistic regression over `analysis.judge_features`
+recogniser is a standardised multinomial logistic regression over `analysis.metrics.judge_features`
 (MFCC, spectral-shape, harmonic and envelope statistics), trained on the real notes of a
 Good-sounds-layout dataset's training split (`codec.data` fixed 80/10/10 split, the side the
 codecs trained on; speech clips form one "speech" class) and never on codec output. The pitch
@@ -9,7 +9,8 @@ tracker is `codec.metrics.estimate_f0` (on the demo notes: 96 % within a quarter
 label; the misses are octave errors above its 2.4 kHz ceiling and two soundfont zones).
 
 Each training clip also enters as `AUGMENT_COPIES` generically degraded versions (noise floor,
-low-pass, EQ; `analysis.judge_augment`), never as codec output: fitted on clean renders alone,
+low-pass, EQ; `analysis.metrics.judge_augment`), never as codec output: fitted on clean renders
+alone,
 the judge named the source instrument of only 21 % of the bundled EnCodec's 6 kbps
 reconstructions of held-out demo notes, although 93 % kept their pitch; with the copies 36 %
 (and 61 % instead of 57 % of the clean clips of the independent set, other soundfonts; the
@@ -43,8 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.judge_augment import clip_rng, degrade
-from analysis.judge_features import FEATURE_NAMES, FEATURE_VERSION, audio_features
+from analysis.metrics.judge_augment import clip_rng, degrade
+from analysis.metrics.judge_features import FEATURE_NAMES, FEATURE_VERSION, audio_features
 from codec.audio import load_audio
 from codec.metrics import estimate_f0
 from codec.models.base import SAMPLE_RATE
@@ -295,7 +296,7 @@ def fit_judge(
         seed: fold shuffling seed.
         dataset_hash: stored in the metadata.
         progress: called with a fraction in [0, 1] while features are computed.
-        copies: degraded copies of each training clip (`analysis.judge_augment`).
+        copies: degraded copies of each training clip (`analysis.metrics.judge_augment`).
 
     Raises:
         ValueError: fewer than two classes.
