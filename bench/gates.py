@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the rows here")
     p.add_argument("--visqol-clips", type=int, default=48, help="ViSQOL on the first N clips")
     p.add_argument("--no-f0", action="store_true", help="skip the neural F0 tracker")
+    p.add_argument(
+        "--references",
+        action="store_true",
+        help="also score the reference codecs (Opus, Codec2) at each of their bitrates",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     if args.threads:
@@ -264,6 +269,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"ALMTokenizer w={w}", quantized(alm, window=w), clips, judge, labels, **opts
                 )  # fmt: skip
             )
+    if args.references:
+        from codec.models.registry import reference_lineup
+
+        for backend in reference_lineup():
+            ref = backend.build()
+            for kbps in ref.choices:
+                ref.apply_setting(kbps)
+                name = f"{backend.label} {ref.setting().label(kbps)}"
+                rows.append(score(name, quantized(ref), clips, judge, labels, **opts))
     table = gate_table(rows)
     print(table)
     if args.json:

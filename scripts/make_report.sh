@@ -13,11 +13,17 @@ SPEECH=data/demo/sound_files/speech_demo/akg
 # the issue-12 gates on audio (README "Gates on audio"): the demo set's val/test sounds, and the
 # independent held-out set when it has been built (python -m codec.data.corpus heldout
 # --out data/heldout; needs scripts/install_corpus_packages.sh --heldout)
-$PY -m bench.gates --json bench/results/gates_demo.json | tee bench/results/gates_demo.md
+# (ViSQOL on the first 48 clips, DNSMOS on speech, pitch kept by the neural F0 tracker, the
+# audio judge; Opus and Codec2 beside the codecs)
+$PY -m bench.gates --judge --references --json bench/results/gates_demo.json \
+    | tee bench/results/gates_demo.md
 if [ -f data/heldout/database.sqlite ]; then
-  $PY -m bench.gates --dataset data/heldout --independent --max-clips 150 \
+  $PY -m bench.gates --dataset data/heldout --independent --max-clips 150 --judge --references \
       --json bench/results/gates_heldout.json | tee bench/results/gates_heldout.md
 fi
+# which F0 tracker the measures use, and what each measure costs
+$PY -m bench.f0_pilot --dataset data/demo --dataset data/heldout --out bench/results/f0_pilot.md
+$PY -m bench.metrics_speed --skip "CREPE full" | tee bench/results/metrics_speed.md
 # encode + decode of a 10 s clip, both codecs, and their ratio
 $PY -m bench.bench_codecs | tee bench/results/bench_codecs.txt
 # the audio judge's figures (recognised as source, the transfer grid with its ceiling; about 45
@@ -33,8 +39,10 @@ fi
 # does the autoencoder under both codecs keep the instrument (its continuous reconstructions)
 $PY -m bench.autoencoder_timbre checkpoints/encodec_demo \
     --figure bench/results/autoencoder_spectrograms.png | tee bench/results/autoencoder_timbre.md
-# held-out evaluation: every window 2..10 for ALMTokenizer, 1.5/3/6 kbps for EnCodec, probes at w=6
-$PY -m analysis evaluate --out docs/eval --window 6 -v
+# held-out evaluation with the field's measures and the reference codecs (the rate-quality
+# chart docs/eval/rate_quality.png and the app's Reconstruct tab read docs/eval/results.json)
+$PY -m analysis evaluate --out docs/eval --window 6 --codecs almtokenizer,encodec,opus,codec2 \
+    --windows 2,3,6,10 --bandwidths 1.5,3,6 --max-clips 48 --visqol-clips 48 --transfer-clips 0
 # the probe at w=3 (550 bit/s, the highest ALMTokenizer rate at or below half of 1.5 kbps)
 $PY -m analysis probe --window 3 --attributes instrument,note,octave --out docs/eval/probe_w3
 

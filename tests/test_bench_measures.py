@@ -31,7 +31,8 @@ def test_f0_pilot_scores_trackers_against_labels(tmp_path: Path) -> None:
     root = timbre_dataset(tmp_path / "gs", ("flute", "cello"), (48, 60, 69))
     table = f0_pilot.run([root], ["autocorrelation", "fcpe"], max_clips=4)
     lines = [ln for ln in table.splitlines() if str(root) in ln]
-    assert [ln.split("|")[2].strip() for ln in lines] == ["autocorrelation", "fcpe"]
+    names = [ln.split("|")[2].strip() for ln in lines]
+    assert names == ["autocorrelation", "fcpe alone", "fcpe + harmonic check"]
     for ln in lines:
         cells = [c.strip() for c in ln.split("|")]
         assert cells[3] == "4" and 0.0 <= float(cells[4].rstrip(" %")) <= 100.0
