@@ -653,6 +653,9 @@ def test_browser_click_map_point_plays_it(server, assets: AppAssets, tmp_path: P
                                 : 'xaxis' + axis.slice(1)];
                       const ya = gd._fullLayout[xa.anchor === 'y' ? 'yaxis'
                                 : 'yaxis' + xa.anchor.slice(1)];
+                      // the map may start below the fold (notes above it): a click outside
+                      // the viewport reaches nothing
+                      gd.scrollIntoView({block: 'center'});
                       const box = gd.getBoundingClientRect();
                       const j = t.customdata.length - 1;
                       return {x: box.left + xa._offset + xa.l2p(t.x[j]),
@@ -684,6 +687,7 @@ def test_browser_click_map_point_plays_it(server, assets: AppAssets, tmp_path: P
                   const gd = document.querySelector('#map_plot .js-plotly-plot');
                   const t = gd._fullData.find(t => t.name === 'uploads');
                   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                  gd.scrollIntoView({block: 'center'});
                   const box = gd.getBoundingClientRect();
                   return {x: box.left + xa._offset + xa.l2p(t.x[0]),
                           y: box.top + ya._offset + ya.l2p(t.y[0]),
