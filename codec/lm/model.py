@@ -20,6 +20,7 @@ the padding after a clip's end; targets equal to it are not scored.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -96,7 +97,7 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-class TokenLM(nn.Module):
+class TokenLM(nn.Module, ABC):
     """The interface of both schemes.
 
     Attributes:
@@ -128,16 +129,16 @@ class TokenLM(nn.Module):
     def context_frames(self) -> int:
         return self.shape.context_frames
 
+    @abstractmethod
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes `[B, n_q, T]` (pad id K after a clip's end) -> logits `[B, n_q, T, K]`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def continue_codes(
         self, prompt: torch.Tensor, num_frames: int, sample: Sampler
     ) -> torch.Tensor:
         """Prompt `[B, n_q, T]` -> `[B, n_q, T + num_frames]`, drawing each new code with
         `sample(logits [B, K]) -> [B]` (inputs are checked by `codec.lm.generate`)."""
-        raise NotImplementedError
 
     def _embed_sum(self, tables: nn.ModuleList, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens `[B, n_q, S]` -> the sum of each codebook's embedding `[B, S, D]`."""
