@@ -145,6 +145,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from codec.audio import load_audio
 
     lineup = _lineup(args)
+    settings = [settings_for(c.codec, args.windows, args.bandwidths, c.key) for c in lineup]
     tracks: dict[str, dict[str, Any]] = {}
     rows = []
     for clip in args.clips:
@@ -152,9 +153,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         name = safe_name(clip.stem)
         tracks.setdefault(name, {})["original"] = wav
         speech = "speech" in clip.stem or is_speech(clip)
-        for lc in lineup:
+        for lc, codec_settings in zip(lineup, settings):
             c = lc.codec
-            for st in settings_for(c, args.windows, args.bandwidths):
+            for st in codec_settings:
                 with applied(c, st):
                     out = c.reconstruct_measured(wav[None], st.window)  # Opus: bits counted
                 rec = out.wav[0]
@@ -196,9 +197,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from analysis.dataset import unseen_sound_ids
-    from analysis.evaluate import evaluate_codecs
+    from analysis.evaluate import evaluate_codecs, settings_for
 
     lineup, items = _lineup(args), _items(args)
+    for c in lineup:  # a bandwidth a checkpoint does not offer fails here, before the judge
+        settings_for(c.codec, args.windows, args.bandwidths, c.key)
     ids = args.heldout_ids
     if ids is None and args.split_seed is None:
         ids = unseen_sound_ids(args.dataset_root)

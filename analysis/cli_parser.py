@@ -67,6 +67,12 @@ def _floats(text: str) -> list[float]:
     return vals
 
 
+def _bandwidths(text: str) -> list[float] | None:
+    """EnCodec kbps as a comma list, or "checkpoint" (None): every bandwidth the checkpoint
+    offers up to 6 kbps (`analysis.codec_ops.bandwidths_for`)."""
+    return None if text.strip().lower() == "checkpoint" else _floats(text)
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(p) for p in text.split(",") if p.strip()]
@@ -245,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "reconstruct")
     p.add_argument("clips", nargs="+", type=Path, help="audio files")
     p.add_argument("--windows", type=_windows, default=[3, 6, 10], help="default 3,6,10")
-    p.add_argument("--bandwidths", type=_floats, default=[1.5], help="EnCodec kbps (default 1.5)")
+    p.add_argument("--bandwidths", type=_bandwidths, default=[1.5],
+                   help="EnCodec kbps, each one its checkpoint offers, or 'checkpoint': every "
+                   "one it offers up to 6 kbps (default 1.5)")  # fmt: skip
 
     p = sub.add_parser("transfer", help="centroid timbre transfer; before/after wavs + zip",
                        description="Shift a clip's latents toward an instrument group's centroid: "
@@ -293,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bandwidths",
-        type=_floats,
-        default=[1.5, 3.0, 6.0],
-        help="EnCodec bandwidths in kbps (default 1.5,3,6)",
+        type=_bandwidths,
+        default=None,
+        help="EnCodec bandwidths in kbps, each one its checkpoint offers (default, or "
+        "'checkpoint': every one it offers up to 6 kbps, e.g. 1.5,3,6, or 0.75,1.5,3,6 when its "
+        "config lists 0.75)",
     )
     p.add_argument("--max-clips", type=_positive_int, default=None, help="evaluate at most N clips")
     p.add_argument(

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,6 +20,9 @@ from codec.models.base import Codec
 log = logging.getLogger(__name__)
 
 _HEX = re.compile(r"(sd-)?[0-9a-fA-F]{8,64}")
+# A bandwidth codec (EnCodec) runs by default at every bandwidth its checkpoint offers up to
+# here: the official model's 12 and 24 kbps are far above every other codec's rates.
+MAX_DEFAULT_KBPS = 6.0
 
 
 def codec_device(codec: Codec) -> torch.device:
@@ -28,6 +32,31 @@ def codec_device(codec: Codec) -> torch.device:
     for t in codec.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def bandwidths_for(
+    codec: Codec, bandwidths: Sequence[float] | None = None, label: str | None = None
+) -> list[float]:
+    """The bandwidths (kbps) to run a codec whose setting is a bandwidth at: with `bandwidths`
+    None, each one it offers (`Codec.setting`: an EnCodec checkpoint's `target_bandwidths`)
+    up to `MAX_DEFAULT_KBPS` (all of them when none is that low); else `bandwidths`, each of
+    which it must offer.
+
+    Raises:
+        ValueError: a requested bandwidth the codec does not offer, naming the value, the
+            codec (`label`, default its name) and the bandwidths it offers.
+    """
+    spec = codec.setting()
+    offered = [float(b) for b in spec.choices]
+    if bandwidths is None:
+        return [b for b in offered if b <= MAX_DEFAULT_KBPS] or offered
+    missing = [f"{float(b):g}" for b in bandwidths if float(b) not in offered]
+    if missing:
+        raise ValueError(
+            f"{label or codec.name} does not offer {', '.join(missing)} kbps: its checkpoint "
+            f"offers {', '.join(f'{c:g}' for c in offered)} kbps"
+        )
+    return [float(b) for b in bandwidths]
 
 
 def uses_window(codec: Codec) -> bool:

@@ -2,8 +2,9 @@
 semantic probe.
 
 Settings: a codec whose frame rate depends on the window (ALMTokenizer) is evaluated at every
-window in `windows` (2..10); a codec with `set_bandwidth` (EnCodec) at each of `bandwidths`
-(1.5, 3, 6 kbps; its bandwidth is restored afterwards); a reference codec (Opus, Codec2: no
+window in `windows` (2..10); a codec with `set_bandwidth` (EnCodec) at each of `bandwidths`,
+by default each bandwidth its checkpoint offers up to 6 kbps (0.75 / 1.5 / 3 / 6 where its
+config lists 0.75; its bandwidth is restored afterwards); a reference codec (Opus, Codec2: no
 latents) at each of its own bitrates; any other codec at its one setting. Reference codecs have
 no probe and no transfer grid; their rows carry the bitrate measured from what they produced.
 Every clip goes through `codec.reconstruct` (encode -> quantize -> decode) and is scored with
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from analysis.codec_ops import codec_device
+from analysis.codec_ops import bandwidths_for, codec_device
 from analysis.dataset import heldout_items
 from analysis.latents import DEFAULT_CACHE_DIR, DEFAULT_MAX_SECONDS, extract_latents
 from analysis.metrics import ClipScores, codec_rates, score_pair
@@ -46,7 +47,6 @@ from codec.models.base import Codec
 log = logging.getLogger(__name__)
 
 WINDOWS = tuple(range(2, 11))
-ENCODEC_BANDWIDTHS = (1.5, 3.0, 6.0)
 DEFAULT_VISQOL_CLIPS = 48  # ViSQOL's clip budget (about 0.3 s of CPU per clip-second)
 CLEAN_LABEL = "clean"  # the row of the clean originals: every measure's ceiling
 
@@ -70,29 +70,23 @@ class Setting:
 
 
 def settings_for(
-    codec: Codec, windows: Sequence[int] = WINDOWS, bandwidths: Sequence[float] = ENCODEC_BANDWIDTHS
+    codec: Codec,
+    windows: Sequence[int] = WINDOWS,
+    bandwidths: Sequence[float] | None = None,
+    label: str | None = None,
 ) -> list[Setting]:
     """The settings a codec is evaluated at, by the setting it declares (`Codec.setting`):
-    each of `windows`, or each of `bandwidths` it offers (others skipped with a warning), or
-    its one default. A reference codec (no latents) is evaluated at each of its own few
-    bitrates (`bandwidths` sweeps EnCodec's)."""
+    each of `windows`, or the bandwidths of `bandwidths_for` (None: each its checkpoint
+    offers up to 6 kbps; a requested one it does not offer is a ValueError), or its one
+    default. A reference codec (no latents) is evaluated at each of its own few bitrates
+    (`bandwidths` sweeps EnCodec's)."""
     spec = codec.setting()
     if not codec.has_latents and spec.kind == "bandwidth":
         return [Setting(bandwidth=float(b), name=spec.label(b)) for b in spec.choices]
     if spec.kind == "window":
         return [Setting(window=int(w)) for w in windows]
     if spec.kind == "bandwidth":
-        out = []
-        for b in bandwidths:
-            try:
-                spec.check(float(b))
-            except ValueError as e:
-                log.warning("%s: skipping %g kbps: %s", codec.name, b, e)
-                continue
-            out.append(Setting(bandwidth=float(b)))
-        if not out:
-            raise ValueError(f"{codec.name} supports none of the bandwidths {list(bandwidths)}")
-        return out
+        return [Setting(bandwidth=b) for b in bandwidths_for(codec, bandwidths, label)]
     return [Setting()]
 
 
@@ -285,7 +279,7 @@ def evaluate_codecs(
     heldout_sound_ids: Sequence[int] | None = None,
     split_seed: int | None = None,
     windows: Sequence[int] = WINDOWS,
-    bandwidths: Sequence[float] = ENCODEC_BANDWIDTHS,
+    bandwidths: Sequence[float] | None = None,
     probe: bool = True,
     probe_window: int = 6,
     max_clips: int | None = None,
@@ -315,7 +309,8 @@ def evaluate_codecs(
             `analysis.dataset.unseen_sound_ids(root)`: sounds training never saw) ...
         split_seed: ... else the test side of a grouped 80/20 split drawn with this seed; with
             neither, every item is treated as held out.
-        windows, bandwidths: settings (see `settings_for`).
+        windows, bandwidths: settings (see `settings_for`; bandwidths None: each one an
+            EnCodec checkpoint offers up to 6 kbps).
         probe: run the semantic probe on all `items` (grouped splits by sound id keep it honest).
         probe_window: window for the probe's latents (ignored by EnCodec).
         max_clips: evaluate at most this many held-out clips (a seeded subset).
@@ -339,7 +334,8 @@ def evaluate_codecs(
     measure on the same clips.
 
     Raises:
-        ValueError: no held-out clips, or none of `heldout_sound_ids` in `items`.
+        ValueError: no held-out clips, none of `heldout_sound_ids` in `items`, or a requested
+            bandwidth a codec does not offer (before any work).
     """
     clips = heldout_items(items, heldout_sound_ids, split_seed)
     if not clips:
@@ -347,6 +343,7 @@ def evaluate_codecs(
     names = list(labels) if labels is not None else [c.name for c in codecs]
     if len(names) != len(codecs) or len(set(names)) != len(names):
         raise ValueError(f"need one distinct label per codec, got {names} for {len(codecs)}")
+    settings = [settings_for(c, windows, bandwidths, n) for c, n in zip(codecs, names)]
     if max_clips is not None and len(clips) > max_clips:
         rng = np.random.default_rng(seed)
         clips = [clips[i] for i in sorted(rng.choice(len(clips), max_clips, replace=False))]
@@ -355,10 +352,10 @@ def evaluate_codecs(
     opts = {"visqol_clips": visqol_clips, "use_f0": use_f0, "tracker": tracker}
     rows: list[EvalRow] = [evaluate_clean(loaded, sr, judge, **opts)]
     probes: dict[str, dict[str, ProbeScores]] = {}
-    for codec, name in zip(codecs, names):
+    for codec, name, codec_settings in zip(codecs, names, settings):
         same_rate = codec.sample_rate == sr
         rows += evaluate_codec(
-            codec, clips, settings_for(codec, windows, bandwidths), max_seconds, progress,
+            codec, clips, codec_settings, max_seconds, progress,
             judge, name, clips=loaded if same_rate else None, **opts,
         )  # fmt: skip
         if probe and not codec.has_latents:

@@ -12,8 +12,9 @@ DNSMOS OVRL on speech. Rows:
 - the clean originals scored against themselves (every measure's ceiling);
 - the autoencoder with continuous latents: decode(encode(x).latents), no quantizer, of the
   `--autoencoder` checkpoint (checkpoints/encodec_demo: the shared, frozen autoencoder);
-- EnCodec at 1.5 / 3 / 6 kbps (the shared encoder + its RVQ + its decoder: the bundled one
-  decodes with Vocos);
+- EnCodec at each bandwidth its checkpoint offers up to 6 kbps (1.5 / 3 / 6, and 0.75 when its
+  config lists it; `--bandwidths` picks some): the shared encoder + its RVQ + its decoder (the
+  bundled one decodes with Vocos);
 - ALMTokenizer at w = 3, 6, 10.
 Prints a table with each gate of issue 12 marked met or not, and writes JSON with `--json`.
 """
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from analysis.codec_ops import bandwidths_for
 from analysis.dataset import heldout_items, load_items, unseen_sound_ids
 from analysis.evaluate import is_speech
 from analysis.metrics import score_pair
@@ -193,6 +195,10 @@ def load_clips(
     return [(load_audio(it.path, 24000, max_seconds)[None], is_speech(it)) for it in items]
 
 
+def _floats(text: str) -> list[float]:
+    return [float(b) for b in text.split(",") if b.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gates", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="data/demo", help="Good-sounds-layout folder")
@@ -213,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an EnCodec folder whose own decoder is the shared autoencoder's",
     )
     p.add_argument("--windows", default="3,6,10")
-    p.add_argument("--bandwidths", default="1.5,3,6")
+    p.add_argument(
+        "--bandwidths",
+        default=None,
+        help="EnCodec kbps, comma list, each one the checkpoint offers (default: every one it "
+        "offers up to 6 kbps)",
+    )
     p.add_argument("--max-seconds", type=float, default=10.0)
     p.add_argument("--max-clips", type=int, default=None, help="a seeded subset of the clips")
     p.add_argument("--threads", type=int, default=None)
@@ -234,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    enc, bandwidths = None, []
+    if args.encodec:
+        enc = load_codec(args.encodec).eval()
+        try:
+            wanted = None if args.bandwidths is None else _floats(args.bandwidths)
+            bandwidths = bandwidths_for(enc, wanted, f"--encodec {args.encodec}")
+        except ValueError as e:
+            p.error(f"--bandwidths: {e}")
     labels: list[str] = []
     hz: list[float | None] = []
     clips = load_clips(
@@ -248,9 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     ae = load_codec(args.autoencoder).eval()
     rows.append(score("autoencoder (continuous)", continuous(ae), clips, judge, labels, **opts))
-    if args.encodec:
-        enc = load_codec(args.encodec).eval()
-        for bw in (float(b) for b in args.bandwidths.split(",") if b):
+    if enc is not None:
+        for bw in bandwidths:
             rows.append(
                 score(
                     f"EnCodec {bw:g} kbps",

@@ -3,7 +3,7 @@ quantized latents fall from the continuous frames they code, per bit.
 
     python -m bench.rate_distortion [--config configs/stage2_corpus.yaml]
         [--alm checkpoints/almtokenizer_demo] [--encodec checkpoints/encodec_vocos_demo]
-        [--windows 2 3 6 10] [--bandwidths 1.5 3 6] [--threads 1] [--json FILE]
+        [--windows 2 3 6 10] [--bandwidths KBPS ...] [--threads 1] [--json FILE]
 
 Both codecs code the same frames when ALMTokenizer's front end is EnCodec's encoder (the
 shipped checkpoints; the script says whether it is). For every setting it prints the bits per
@@ -12,8 +12,10 @@ the frames' variance, both per channel standardised by the frames' own statistic
 (so 1.0 is as bad as predicting each channel's mean). EnCodec's rows give a rate-distortion
 curve (a power law fitted through them); each ALMTokenizer row is set against it: the error
 EnCodec's RVQ would have at ALMTokenizer's bitrate, and the bitrate EnCodec needs for
-ALMTokenizer's error. The clips are a training config's held-out split (corpus val by source
-file plus demo val for the corpus mix): validation data, safe to select by.
+ALMTokenizer's error. EnCodec runs at each bandwidth its checkpoint offers up to 6 kbps
+(0.75 / 1.5 / 3 / 6 when its config lists 0.75; `--bandwidths` picks some). The clips are a
+training config's held-out split (corpus val by source file plus demo val for the corpus mix):
+validation data, safe to select by.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from analysis.codec_ops import bandwidths_for
 from codec.models.almtokenizer import ALMTokenizer
 from codec.models.base import Codec
 from codec.models.encodec import EnCodecCodec
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alm", default="checkpoints/almtokenizer_demo")
     parser.add_argument("--encodec", default="checkpoints/encodec_vocos_demo")
     parser.add_argument("--windows", type=int, nargs="*", default=[2, 3, 6, 10])
-    parser.add_argument("--bandwidths", type=float, nargs="*", default=[1.5, 3.0, 6.0])
+    parser.add_argument("--bandwidths", type=float, nargs="+", default=None,
+                        help="EnCodec kbps, each one the checkpoint offers (default: every one "
+                        "it offers up to 6 kbps)")  # fmt: skip
     parser.add_argument("--max-clips", type=int, default=None, help="first N held-out clips")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -152,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         alm, encodec = load_codec(args.alm), load_codec(args.encodec)
         if not isinstance(alm, ALMTokenizer) or not isinstance(encodec, EnCodecCodec):
             raise ValueError("--alm must be an ALMTokenizer checkpoint, --encodec an EnCodec one")
+        bandwidths = bandwidths_for(encodec, args.bandwidths, f"--encodec {args.encodec}")
     except (ConfigError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     k = len(ds) if args.max_clips is None else min(args.max_clips, len(ds))
     wav = torch.stack([ds[i] for i in range(k)])  # (k, 1, N)
     alm.eval(), encodec.eval()
-    rows = encodec_rows(encodec, wav, args.bandwidths) + alm_rows(alm, wav, args.windows)
+    rows = encodec_rows(encodec, wav, bandwidths) + alm_rows(alm, wav, args.windows)
     print(f"{k} held-out clips of {args.config} ({wav.shape[-1] / 24000:.2f} s each)")
     print(report(rows, same_encoder(alm, encodec, wav)))
     if args.json:

@@ -8,7 +8,8 @@ the page still answers, and the app's memory, disk and open files over time.
     python -m bench.soak --users 1 --minutes 2 --repo /tmp/before  # another checkout
 
 Each user is a `gradio_client.Client` that, in a loop, reconstructs a 2 s clip at a random
-window and bandwidth (`/reconstruct`, then the chained `/reconstruct_judge` as the page does).
+window and bandwidth (`/reconstruct`, then the chained `/reconstruct_judge` as the page does);
+the bandwidths are those the app's EnCodec offers, read from its API (its checkpoint's).
 The clips are a pool of max(200, 20 x users) distinct 2 s wavs (held-out demo notes and speech
 clips, each with a dither of its own), drawn at random: a request repeats an earlier clip at
 the same setting rarely (the app's results cache keeps the last 128 columns; a repeat inside it
@@ -123,7 +124,25 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def user(url: str, clips: list[Path], stop: threading.Event, tally: Tally, seed: int) -> None:
+def bandwidth_choices(api: dict) -> list[float]:
+    """The bandwidths (kbps) the app's `/reconstruct` takes, from `Client.view_api(...,
+    return_format="dict")`: its bandwidth radio offers those of the EnCodec checkpoint."""
+    params = api["named_endpoints"]["/reconstruct"]["parameters"]
+    for param in params:
+        if param.get("parameter_name") == "bandwidth":
+            texts = next(t["enum"] for t in param["type"]["anyOf"] if "enum" in t)
+            return sorted({float(t) for t in texts})
+    raise RuntimeError("the app's /reconstruct has no bandwidth parameter (no EnCodec loaded?)")
+
+
+def user(
+    url: str,
+    clips: list[Path],
+    stop: threading.Event,
+    tally: Tally,
+    seed: int,
+    bandwidths: list[float],
+) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -136,7 +155,7 @@ def user(url: str, clips: list[Path], stop: threading.Event, tally: Tally, seed:
         return
     while not stop.is_set():
         clip = clips[rng.randrange(len(clips))]
-        w, bw = rng.randint(2, 10), rng.choice([1.5, 3.0, 6.0])
+        w, bw = rng.randint(2, 10), rng.choice(bandwidths)
         t0 = time.perf_counter()
         try:
             out = client.predict(handle_file(str(clip)), w, bw, api_name="/reconstruct")
@@ -225,10 +244,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# soak: {args.users} users x {args.minutes:g} min, app from {args.repo} "
           f"(pid {proc.pid}), flags {args.app_args or 'default'}", flush=True)  # fmt: skip
     time.sleep(args.warmup_seconds)
+    from gradio_client import Client
+
+    try:
+        api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+        bandwidths = bandwidth_choices(api)
+    except Exception:
+        proc.terminate()
+        proc.wait(30)
+        raise
+    print(f"# bandwidths {', '.join(f'{b:g}' for b in bandwidths)} kbps", flush=True)
     stop, tally = threading.Event(), Tally()
     threads = [threading.Thread(target=prober, args=(url, stop, tally), daemon=True)]
     threads += [
-        threading.Thread(target=user, args=(url, clips, stop, tally, args.seed + i), daemon=True)
+        threading.Thread(
+            target=user, args=(url, clips, stop, tally, args.seed + i, bandwidths), daemon=True
+        )
         for i in range(args.users)
     ]
     t_start = time.time()

@@ -5,6 +5,9 @@
 #   sudo scripts/install_corpus_packages.sh              # the corpus sources (about 1.3 GB)
 #   sudo scripts/install_corpus_packages.sh --heldout    # also the reserved evaluation packages
 #
+# EXTRA holds the sources built into their own folders on request (opl3-soundfont:
+# `python -m codec.data.corpus build --only opl3-render --out data/corpus_opl3`).
+#
 # The reserved packages (timgm6mb-soundfont, musescore-general-soundfont, fillets-ng-data-nl,
 # qabcs-data) are for independent evaluation only: `build` never reads them.
 set -euo pipefail
@@ -18,13 +21,14 @@ SOURCES=(
   hydrogen-drumkits-effects
   warzone2100-music wesnoth-1.16-music
 )
+EXTRA=(opl3-soundfont)
 RESERVED=(timgm6mb-soundfont musescore-general-soundfont fillets-ng-data-nl qabcs-data)
 
-packages=("${SOURCES[@]}")
+packages=("${SOURCES[@]}" "${EXTRA[@]}")
 case "${1:-}" in
   "") ;;
   --heldout) packages+=("${RESERVED[@]}") ;;
-  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--heldout]" >&2; exit 2 ;;
 esac
 

@@ -41,14 +41,16 @@ $PY -m bench.autoencoder_timbre checkpoints/encodec_demo \
     --figure bench/results/autoencoder_spectrograms.png | tee bench/results/autoencoder_timbre.md
 # held-out evaluation with the field's measures and the reference codecs (the rate-quality
 # chart docs/eval/rate_quality.png and the app's Reconstruct tab read docs/eval/results.json)
+# (EnCodec at each bandwidth its checkpoint offers up to 6 kbps: 0.75 too when its config lists it)
 $PY -m analysis evaluate --out docs/eval --window 6 --codecs almtokenizer,encodec,opus,codec2 \
-    --windows 2,3,6,10 --bandwidths 1.5,3,6 --max-clips 48 --visqol-clips 48 --transfer-clips 0
+    --windows 2,3,6,10 --max-clips 48 --visqol-clips 48 --transfer-clips 0
 # the probe at w=3 (550 bit/s, the highest ALMTokenizer rate at or below half of 1.5 kbps)
 $PY -m analysis probe --window 3 --attributes instrument,note,octave --out docs/eval/probe_w3
 
-# speech reconstructions at w = 3, 6, 10 next to the original and EnCodec at 1.5/3/6 kbps
+# speech reconstructions at w = 3, 6, 10 next to the original and EnCodec at each bandwidth its
+# checkpoint offers up to 6 kbps (1.5/3/6; 0.75 too when its config lists it)
 $PY -m analysis reconstruct "$SPEECH/0001.wav" "$SPEECH/0006.wav" --windows 3,6,10 \
-    --bandwidths 1.5,3,6 --out docs/audio
+    --bandwidths checkpoint --out docs/audio
 # traversal glides (and 8 steps) for both codecs
 $PY -m analysis traverse "bass A3" "clarinet A6" --steps 8 --window 6 --out docs/audio
 $PY -m analysis traverse "flute C5" "cello C3" --steps 8 --window 6 --out docs/audio

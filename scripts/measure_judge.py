@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", default="0.5,1.0")
     p.add_argument("--window", type=int, default=6, help="ALMTokenizer window of the grid")
     p.add_argument("--windows", default="3,6,10", help="ALMTokenizer windows, reconstruction")
-    p.add_argument("--bandwidths", default="1.5,3,6", help="EnCodec kbps, reconstruction")
+    p.add_argument("--bandwidths", default=None,
+                   help="EnCodec kbps, reconstruction (default: every one the checkpoint offers "
+                   "up to 6 kbps)")  # fmt: skip
     p.add_argument("--no-grid", action="store_true", help="skip the transfer grid")
     p.add_argument("--judge-cache", type=Path, default=Path("cache/judge"))
     p.add_argument("--seed", type=int, default=0)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             c = load_codec(path).eval()
             codecs.append((path, c))
     windows = [int(w) for w in args.windows.split(",") if w]
-    kbps = [float(b) for b in args.bandwidths.split(",") if b]
+    kbps = None if args.bandwidths is None else [float(b) for b in args.bandwidths.split(",") if b]
     where = args.heldout_root or f"{args.dataset_root} val + test"
     md += [f"## Reconstructions recognised as their source ({len(recon_clips)} clips of {where})",
            "",

@@ -134,3 +134,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def readme_python_block(marker: str) -> str:
+    """The first python block after `marker` (an HTML comment) in the README: the examples
+    that the tests run as written."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert marker in text, f"README lost its example marked {marker!r}"
+    return text[text.index(marker) :].split("```python\n", 1)[1].split("```", 1)[0]

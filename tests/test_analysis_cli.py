@@ -75,6 +75,7 @@ def test_each_command_explains_itself(cmd: str, capsys: pytest.CaptureFixture) -
         (["transfer", "--target", "cello"], "--clip"),
         (["evaluate", "--windows", "1-4"], "window must be in 2..10"),
         (["evaluate", "--bandwidths", "1.5,-3"], "positive"),
+        (["reconstruct", "a.wav", "--bandwidths", "most"], "comma-separated numbers"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
@@ -104,6 +105,30 @@ def test_unusable_inputs_exit_1_with_one_line(
     assert "missing.wav" in capsys.readouterr().err
     assert main(["map", *args, "--dataset-root", str(tmp_path)]) == 1
     assert "database.sqlite" in capsys.readouterr().err
+
+
+def test_a_bandwidth_the_checkpoint_does_not_offer_exits_1_naming_it(
+    setup: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tiny EnCodec offers 1.5 and 3 kbps: asking evaluate or reconstruct for 0.75 fails at
+    once (before the judge is fitted) with one line naming 0.75 and what it offers."""
+    import analysis.cli as cli
+
+    def no_judge(args: object) -> None:
+        raise AssertionError("the judge was fitted before the bandwidths were checked")
+
+    monkeypatch.setattr(cli, "_judge", no_judge)
+    clip = next(setup["root"].rglob("*.wav"))
+    evaluate = ["evaluate", *_args(setup, tmp_path), "--bandwidths", "0.75,1.5"]
+    reconstruct = ["reconstruct", *_args(setup, tmp_path), str(clip), "--bandwidths", "0.75"]
+    for argv in (evaluate, reconstruct):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"python -m analysis {argv[0]}: error: encodec does not offer 0.75 kbps: its "
+            "checkpoint offers 1.5, 3 kbps" in err
+        ), err
+        assert "Traceback" not in err and not (tmp_path / "reconstructions").exists()
 
 
 def test_round_trip_of_every_command(setup: dict[str, Path], tmp_path: Path, capsys) -> None:

@@ -35,6 +35,37 @@ def test_settings_per_codec() -> None:
     ]
 
 
+def test_bandwidths_follow_the_checkpoint_and_refuse_others(
+    items: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default EnCodec runs at each bandwidth its checkpoint offers up to 6 kbps: 0.75 where
+    its config lists it, the official model's 1.5 / 3 / 6 (not 12, 24); a requested bandwidth
+    it does not offer is an error naming the value and the offered ones, before any work."""
+    from codec.models.encodec import EnCodecCodec, EnCodecConfig
+    from tests.tiny_models import TINY_ENCODEC
+
+    torch.manual_seed(0)
+    four = EnCodecCodec({**TINY_ENCODEC, "n_q": 8, "target_bandwidths": [0.75, 1.5, 3.0, 6.0],
+                         "train_bandwidths": [0.75, 1.5, 3.0, 6.0]})  # fmt: skip
+    assert [s.label for s in settings_for(four)] == ["0.75 kbps", "1.5 kbps", "3 kbps", "6 kbps"]
+    assert [s.bandwidth for s in settings_for(tiny_encodec())] == [1.5, 3.0]
+    official = EnCodecCodec(EnCodecConfig())
+    assert [s.bandwidth for s in settings_for(official)] == [1.5, 3.0, 6.0]
+    assert [s.bandwidth for s in settings_for(official, bandwidths=[24.0])] == [24.0]
+    with pytest.raises(ValueError, match=r"^encodec does not offer 0\.75 kbps: its checkpoint "
+                       r"offers 1\.5, 3 kbps$"):  # fmt: skip
+        settings_for(tiny_encodec(), bandwidths=(0.75, 1.5))
+    import analysis.evaluate as ev
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("clips loaded before the bandwidths were checked")
+
+    monkeypatch.setattr(ev, "load_clips", no_work)
+    with pytest.raises(ValueError, match=r"^ours does not offer 0\.75, 6 kbps: its checkpoint"):
+        evaluate_codecs([four, tiny_encodec()], items, None, split_seed=0, bandwidths=(0.75, 6.0),
+                        probe=False, labels=["four", "ours"], progress=False)  # fmt: skip
+
+
 def test_heldout_selection(items: list) -> None:
     ids = [items[0].sound_id, items[7].sound_id]
     assert [it.sound_id for it in heldout_items(items, ids)] == ids

@@ -32,7 +32,7 @@ from app.config import AppConfig  # noqa: E402
 from app.errors import user_message  # noqa: E402
 from app.state import Studio  # noqa: E402
 from codec.audio import AudioError  # noqa: E402
-from tests.app_assets import AppAssets, free_port  # noqa: E402
+from tests.app_assets import AppAssets, free_port, readme_python_block  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 API_NAMES = {
@@ -538,19 +538,10 @@ def test_timbre_tab_equals_analysis_timbre_transfer(server, assets) -> None:
             torch.testing.assert_close(after, ref.after, rtol=0, atol=1e-4)
 
 
-def readme_client_example() -> str:
-    """The README's gradio_client example (the python block after its marker comment)."""
-    text = (REPO / "README.md").read_text()
-    marker = "<!-- gradio_client example"
-    assert marker in text, "README lost its gradio_client example"
-    block = text[text.index(marker) :].split("```python\n", 1)[1].split("```", 1)[0]
-    return block
-
-
 def test_readme_gradio_client_example_runs(server, assets: AppAssets) -> None:
     """Run the README's example as written, against the test server and its clip."""
     studio, _, url = server
-    code = readme_client_example()
+    code = readme_python_block("<!-- gradio_client example")
     assert 'Client("http://127.0.0.1:7860/")' in code
     code = code.replace("http://127.0.0.1:7860/", url)
     code = code.replace("data/demo/sound_files/speech_demo/akg/0001.wav", str(assets.clip))

@@ -31,10 +31,9 @@ from app.state import Studio  # noqa: E402
 from app.tabs.continuation import PARAMS, continue_all  # noqa: E402
 from app.ui import build_demo  # noqa: E402
 from codec.models.registry import load_codec  # noqa: E402
-from tests.app_assets import AppAssets, free_port  # noqa: E402
+from tests.app_assets import AppAssets, free_port, readme_python_block  # noqa: E402
 from tests.tiny_models import save_tiny_lm, tiny_alm  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 SR = 24000
 ALM_WINDOW = 4  # the tiny ALMTokenizer at w = 4: 18.75 token frames per second
 CHROMIUM = "/usr/bin/chromium"
@@ -251,16 +250,9 @@ def test_example_picker(server, client) -> None:
     assert wav_len(path) == sf.info(str(studio.sound(label).path)).frames
 
 
-def readme_continue_example() -> str:
-    text = (REPO / "README.md").read_text()
-    marker = "<!-- gradio_client /continue example"
-    assert marker in text, "README lost its /continue example"
-    return text[text.index(marker) :].split("```python\n", 1)[1].split("```", 1)[0]
-
-
 def test_readme_continue_example_runs(server, assets) -> None:
     """Run the README's /continue example as written, against the test server and its clip."""
-    code = readme_continue_example()
+    code = readme_python_block("<!-- gradio_client /continue example")
     assert 'Client("http://127.0.0.1:7860/")' in code and 'api_name="/continue"' in code
     code = code.replace("http://127.0.0.1:7860/", server[2])
     code = code.replace("data/demo/sound_files/cello_demo/akg/0000.wav", str(assets.clip))

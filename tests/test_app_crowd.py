@@ -167,6 +167,26 @@ def test_bandwidth_control_takes_numbers_and_texts() -> None:
     assert {"type": "string", "enum": ["1.5", "3.0", "6.0"]} in info["anyOf"]
 
 
+def test_soak_users_draw_the_bandwidths_the_app_offers() -> None:
+    """bench.soak reads the bandwidths from the app's API (`view_api` as a dict, whose
+    parameter types are the controls' `api_info`): 0.75 where the checkpoint offers it."""
+    from app.tabs.widgets import setting_radio
+    from bench.soak import bandwidth_choices
+
+    with gr.Blocks():
+        radio = setting_radio(CodecSetting("bandwidth", (0.75, 1.5, 3.0, 6.0), 0.75), label="bw")
+    params = [
+        {"parameter_name": "audio", "type": {"type": "string"}},
+        {"parameter_name": "window", "type": {"type": "number"}},
+        {"parameter_name": "bandwidth", "type": radio.api_info()},
+    ]
+    api = {"named_endpoints": {"/reconstruct": {"parameters": params}}}
+    assert bandwidth_choices(api) == [0.75, 1.5, 3.0, 6.0]
+    api["named_endpoints"]["/reconstruct"]["parameters"] = params[:2]
+    with pytest.raises(RuntimeError, match="no bandwidth parameter"):
+        bandwidth_choices(api)
+
+
 # --- figures -------------------------------------------------------------------------------------
 def test_figures_are_plotly_json_with_typed_arrays() -> None:
     from app.figures import spectrogram_figure, token_timeline_figure

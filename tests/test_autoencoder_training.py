@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from codec.models.encodec import EnCodecCodec
@@ -140,3 +141,48 @@ def test_balancer_makes_the_update_independent_of_a_losss_scale() -> None:
     g1, g1000 = _balanced_param_grad(1.0), _balanced_param_grad(1000.0)
     assert torch.allclose(g1, g1000, rtol=1e-4, atol=1e-8)
     assert float(g1.norm()) > 0
+
+
+def _plain_param_grad(adv_scale: float | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(param grad after a balanced backward of L1 + MR-STFT, with an 'adv' stand-in of
+    `adv_scale` x a fixed loss kept out of the balancer (None: no such loss); that stand-in's
+    own raw param grad; the returned norms)."""
+    from codec.training.balancer import LossBalancer
+    from codec.training.config import LambdasConfig
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(1, 1, 9) * 0.1)
+    x = _tone(330.0, n=4800)
+    recon = torch.nn.functional.conv1d(x, weight, padding=4)
+    losses = {"loss/time": L.time_loss(recon, x), "loss/stft": L.mrstft_loss(recon, x)}
+    adv_grad = torch.zeros_like(weight)
+    if adv_scale is not None:
+        losses["loss/adv"] = adv_scale * (recon**2).mean()
+        (adv_grad,) = torch.autograd.grad(0.5 * losses["loss/adv"], weight, retain_graph=True)
+    lambdas = LambdasConfig(time=1.0, stft=1.0, adv=0.5)
+    norms = LossBalancer(0.99).backward(losses, recon, lambdas.weight, plain=("adv",))
+    return weight.grad.clone(), adv_grad, norms
+
+
+def test_unbalanced_losses_add_their_raw_weighted_gradient() -> None:
+    """A loss kept out of the balancer adds lambda x its raw gradient and leaves the balanced
+    shares of the others as they were: scaling it by 1000 scales what it adds by 1000."""
+    base, _, _ = _plain_param_grad(None)
+    for scale in (1.0, 1000.0):
+        got, adv_grad, norms = _plain_param_grad(scale)
+        assert float(adv_grad.norm()) > 0
+        assert torch.allclose(got - base, adv_grad, rtol=1e-3, atol=1e-9)
+        assert {"grad_norm/adv", "stats/plain_to_balanced"} <= set(norms)
+    assert (
+        norms["stats/plain_to_balanced"] > 10 * _plain_param_grad(1.0)[2]["stats/plain_to_balanced"]
+    )
+
+
+def test_unbalanced_config_is_checked() -> None:
+    from codec.training.config import ConfigError, TrainingConfig
+
+    with pytest.raises(ConfigError, match="unbalanced: unknown loss 'advv'"):
+        TrainingConfig(balancer=True, unbalanced=["advv"]).validate()
+    with pytest.raises(ConfigError, match="unbalanced: needs balancer: true"):
+        TrainingConfig(balancer=False, unbalanced=["adv"]).validate()
+    TrainingConfig(balancer=True, unbalanced=["adv", "feat"]).validate()

@@ -36,3 +36,23 @@ def test_f0_pilot_scores_trackers_against_labels(tmp_path: Path) -> None:
     for ln in lines:
         cells = [c.strip() for c in ln.split("|")]
         assert cells[3] == "4" and 0.0 <= float(cells[4].rstrip(" %")) <= 100.0
+
+
+def test_gates_refuse_a_bandwidth_the_checkpoint_does_not_offer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench.gates at 0.75 kbps with an EnCodec that offers 1.5 / 3: a usage error naming 0.75
+    and the offered bandwidths, before any clip is loaded."""
+    from bench import gates
+    from tests.tiny_models import tiny_encodec
+
+    enc = tiny_encodec().save_pretrained(tmp_path / "enc")
+    with pytest.raises(SystemExit) as e:
+        gates.main(["--dataset", str(tmp_path / "none"), "--encodec", str(enc),
+                    "--bandwidths", "0.75,3"])  # fmt: skip
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--bandwidths: --encodec {enc} does not offer 0.75 kbps: its checkpoint offers 1.5, "
+        "3 kbps" in err
+    ), err

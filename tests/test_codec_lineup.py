@@ -192,6 +192,31 @@ def test_three_codecs_side_by_side_in_every_tab(assets: AppAssets, tmp_path: Pat
     assert [p.title.split(" (")[0] for p in lm.panels] == [c.label for c in studio.codecs]
 
 
+def test_app_offers_0p75_kbps_when_the_encodec_checkpoint_lists_it(
+    assets: AppAssets, tmp_path: Path
+) -> None:
+    """The bandwidth radio follows the checkpoint: a config listing 0.75 kbps gets it (the
+    codec starts there, at its lowest), one codebook at 750 bit/s in the comparison table."""
+    from app.tabs import reconstruct
+    from app.ui import build_demo
+
+    four = [0.75, 1.5, 3.0, 6.0]
+    torch.manual_seed(0)
+    path = EnCodecCodec.from_config(
+        {**SMALL_ENCODEC, "target_bandwidths": four, "train_bandwidths": four}
+    ).save_pretrained(tmp_path / "enc_four")
+    studio = Studio.load(assets.config(encodec_checkpoint=path, warmup=False, cache_dir=None))
+    entry = studio.codec("encodec")
+    assert entry.setting.choices == tuple(four) and entry.codec.bandwidth == 0.75
+    demo = build_demo(studio)
+    radio = next(c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "bandwidth")
+    assert [v for _, v in radio.choices] == four and radio.value == 0.75
+    out = reconstruct.reconstruct(studio, str(assets.clip), 4, 0.75)
+    row = next(r for r in out[-1] if r[0] == "EnCodec")
+    assert row[1:4] == ["0.75 kbps", 75.0, 0.75]  # 75 tokens/s x 1 codebook x 10 bits
+    assert entry.codec.bandwidth == 0.75
+
+
 def test_app_cli_validates_codec_flags(assets: AppAssets, capsys) -> None:
     from app.cli import main
 

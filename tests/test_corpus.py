@@ -1,6 +1,7 @@
 """The corpus builder on a tiny corpus generated here: a zip-in-.pk3 with an Ogg inside, an Opus
 file, a broken header, a duplicate, silence, a long file, and a SoundFont whose sample header
-says pitch 60 while its instrument zone says 69."""
+says pitch 60 while its instrument zone says 69; an extra source (like opl3-render) built into
+its own folder, and reserved soundfonts refused by file name and by INAM."""
 
 from __future__ import annotations
 
@@ -14,13 +15,29 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codec.data.corpus import DEFAULT_SOURCES, RESERVED_PACKAGES, Rule, Source, read_manifest
+from codec.data import list_items
+from codec.data.corpus import (
+    DEFAULT_SOURCES,
+    EXTRA_SOURCES,
+    RESERVED_PACKAGES,
+    Rule,
+    Source,
+    read_manifest,
+)
 from codec.data.corpus.__main__ import main as corpus_main
 from codec.data.corpus.build import build
 from codec.data.corpus.clips import MAX_CLIP_S, SAMPLE_RATE, cut, sounding_regions
 from codec.data.corpus.manifest import MANIFEST_NAME
 from codec.data.corpus.sf2 import pitched_samples, read_soundfont
-from codec.data.corpus.sources import CATEGORIES, check_sources, package_files
+from codec.data.corpus.sources import (
+    CATEGORIES,
+    OPL3_SF2,
+    check_sources,
+    is_reserved_name,
+    package_files,
+    source_by_name,
+)
+from codec.data.corpus.synth import preset_label, render_grid
 from codec.data.corpus.tasks import plan_source
 
 RNG_SEED = 1234
@@ -36,10 +53,17 @@ def _burst(seconds: float, sr: int, freq: float, seed: int) -> np.ndarray:
 
 
 def write_sf2(
-    path: Path, pcm: np.ndarray, sr: int, header_pitch: int = 60, root_key: int | None = 69
+    path: Path,
+    pcm: np.ndarray,
+    sr: int,
+    header_pitch: int = 60,
+    root_key: int | None = 69,
+    preset: str = "Tone",
+    inam: str = "test",
 ) -> Path:
-    """A minimal SoundFont 2: preset (bank 0, program 0) -> one instrument zone (keys 60-80,
-    optional overridingRootKey) -> one sample whose header pitch is `header_pitch`."""
+    """A minimal SoundFont 2 named `inam`: preset `preset` (bank 0, program 0) -> one instrument
+    zone (keys 60-80, optional overridingRootKey) -> one sample whose header pitch is
+    `header_pitch`."""
 
     def chunk(cid: bytes, body: bytes) -> bytes:
         pad = b"\0" if len(body) % 2 else b""
@@ -53,11 +77,11 @@ def write_sf2(
 
     n = len(pcm)
     info = chunk(b"ifil", struct.pack("<HH", 2, 1)) + chunk(b"isng", b"EMU8000\0")
-    info += chunk(b"INAM", b"test\0\0")
+    info += chunk(b"INAM", inam.encode() + b"\0\0")
     smpl = chunk(b"smpl", pcm.astype("<i2").tobytes() + b"\0" * 92)
     igens = [(43, 60 | (80 << 8))] + ([(58, root_key)] if root_key is not None else []) + [(53, 0)]
     pdta = b"".join([
-        chunk(b"phdr", struct.pack("<20sHHHIII", name("Tone"), 0, 0, 0, 0, 0, 0)
+        chunk(b"phdr", struct.pack("<20sHHHIII", name(preset), 0, 0, 0, 0, 0, 0)
               + struct.pack("<20sHHHIII", name("EOP"), 0, 0, 1, 0, 0, 0)),
         chunk(b"pbag", struct.pack("<HH", 0, 0) + struct.pack("<HH", 2, 0)),
         chunk(b"pmod", b"\0" * 10),
@@ -322,4 +346,84 @@ def test_install_script_lists_every_source_package() -> None:
     sources = array("SOURCES")
     wanted = {s.package for s in DEFAULT_SOURCES} - {"espeak-ng-data"} | {"espeak-ng"}
     assert sources == wanted
+    assert array("EXTRA") == {s.package for s in EXTRA_SOURCES}
     assert array("RESERVED") == set(RESERVED_PACKAGES) and not sources & set(RESERVED_PACKAGES)
+
+
+def test_opl3_is_an_extra_source_and_not_reserved() -> None:
+    opl3 = source_by_name("opl3-render")
+    assert opl3 in EXTRA_SOURCES and opl3.name not in {s.name for s in DEFAULT_SOURCES}
+    assert (opl3.package, opl3.kind, opl3.category) == ("opl3-soundfont", "render", "notes")
+    assert opl3.roots == (OPL3_SF2,) and opl3.package not in RESERVED_PACKAGES
+    check_sources(DEFAULT_SOURCES + EXTRA_SOURCES)
+    for name in ("TimGM6mb.sf2", "timgm6mb-copy.sf2", "MuseScore_General.sf3",
+                 "musescore-general-hq.sf2"):  # fmt: skip
+        assert is_reserved_name(name)
+    for name in (OPL3_SF2, "FluidR3_GM.sf2", "Black_Pearl_4_LV2.sf2"):
+        assert not is_reserved_name(name)
+    assert preset_label("000", 0) == "Acoustic Grand Piano" and preset_label("073", 73) == "Flute"
+    assert preset_label("Yamaha Grand Piano", 0) == "Yamaha Grand Piano"
+
+
+def test_reserved_soundfonts_are_refused_by_name_and_by_inam(
+    fixture_sources: tuple[Source, ...], tmp_path: Path
+) -> None:
+    """A copy of a reserved soundfont never feeds a source, whatever its package says: by file
+    name (or the name a symlink points at), by the INAM inside, left out of a folder root."""
+    sf2 = Path(fixture_sources[3].roots[0])
+    copy = tmp_path / "TimGM6mb.sf2"
+    shutil.copy(sf2, copy)
+    link = tmp_path / "innocent.sf2"
+    link.symlink_to(copy)
+    pcm = (_burst(0.5, 32000, 440, 6) * 32767).astype(np.int16)
+    renamed = write_sf2(tmp_path / "renamed.sf2", pcm, 32000, inam="TimGM6mb1.sf2")
+    out = tmp_path / "out"
+    for root in (copy, link, renamed):
+        for kind in ("render", "sf2"):
+            src = Source("x", "opl3-soundfont", kind, "notes", "?", roots=(str(root),))
+            with pytest.raises(ValueError, match="reserved"):
+                build(out, [src], leak_guard=False, progress=False)
+    assert not (out / MANIFEST_NAME).exists()
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(sf2, fonts / "ok.sf2")
+    shutil.copy(sf2, fonts / "MuseScore_General.sf2")
+    tasks = plan_source(Source("x", "p", "sf2", "notes", "?", roots=(str(fonts),)), set())
+    assert tasks and {Path(t.ref).name for t in tasks} == {"ok.sf2"}
+
+
+def test_extra_source_builds_into_its_own_folder_with_a_val_split(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Like `build --only opl3-render --out data/corpus_opl3`: a numbered-preset soundfont's
+    notes get GM labels and a grouped split of their own; building it into a folder whose
+    manifest lists other sources is refused and leaves that manifest as it was."""
+    pytest.importorskip("tinysoundfont")
+    pcm = (_burst(0.5, 32000, 440, 8) * 32767).astype(np.int16)
+    fm = write_sf2(tmp_path / "fm.sf2", pcm, 32000, preset="000", inam="OPL-3 FM 128M")
+    src = Source("t-fm-render", "t-fm-pkg", "render", "notes", "CC-BY-SA-4.0", roots=(str(fm),))
+    before = (corpus / MANIFEST_NAME).read_bytes()
+    with pytest.raises(ValueError, match="also lists sources"):
+        build(corpus, [src], leak_guard=False, progress=False)
+    assert (corpus / MANIFEST_NAME).read_bytes() == before
+    out = tmp_path / "corpus_fm"
+    build(out, [src], leak_guard=False, progress=False)
+    rows = read_manifest(out)
+    notes = render_grid(60, 80)
+    assert len(rows) == 3 * len(notes) and {r.midi for r in rows} == set(notes)
+    assert {(r.source, r.label, r.instrument, r.program) for r in rows} == {
+        ("t-fm-render", "Acoustic Grand Piano", "Acoustic Grand Piano", 0)
+    }
+    parts = {s: list_items("corpus", out, s) for s in ("train", "val", "test")}
+    groups = {s: {it.group for it in items} for s, items in parts.items()}
+    assert parts["val"] and parts["train"] and not groups["train"] & groups["val"]
+    assert not groups["val"] & groups["test"] and not groups["train"] & groups["test"]
+    assert all(len([r for r in rows if r.group == g]) == 3 for g in groups["val"])  # 3 velocities
+    build(out, [src], leak_guard=False, progress=False)  # its own folder: a rebuild is fine
+
+
+def test_cli_knows_the_extra_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert corpus_main(["list"]) == 0
+    assert "opl3-render" in capsys.readouterr().out
+    assert corpus_main(["build", "--out", str(tmp_path), "--only", "opl3-rendr"]) == 2
+    assert "opl3-render" in capsys.readouterr().err  # the known names are listed

@@ -334,3 +334,63 @@ def test_val_score_scores_a_checkpoint_on_a_configs_held_out_clips(
     assert ckpt in capsys.readouterr().out
     assert val_score.main(["--config", str(config), "--checkpoint", ckpt, "training.lr=1"]) == 2
     assert "training.lr: unknown key" in capsys.readouterr().err
+
+
+def test_decoder_stage_warm_starts_a_vocos_decoder_for_one_more_bandwidth(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """configs/decoder_encodec_vocos_4bw.yaml's path: a stage-3 run whose base_args add
+    0.75 kbps to a Vocos decoder trained for [1.5, 3, 6] starts each trained bandwidth's norm
+    rows from the checkpoint by value and 0.75's from 1.5's (logged), then trains at all four."""
+    data = tmp_path / "gs"
+    make_goodsounds(data, seconds=0.5)
+    three, four = [1.5, 3.0, 6.0], [0.75, 1.5, 3.0, 6.0]
+    torch.manual_seed(0)
+    old = EnCodecCodec({"dimension": 16, "n_filters": 4, "lstm": 0, "n_q": 8, "decoder": "vocos",
+                        "vocos": TINY_VOCOS, "target_bandwidths": three,
+                        "train_bandwidths": three})  # fmt: skip
+    norms = [k for k in old.state_dict() if k.endswith((".scale.weight", ".shift.weight"))]
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # distinct rows per bandwidth (fresh ones are all ones / zeros)
+        for k in norms:
+            old.get_parameter(k).copy_(torch.randn(old.get_parameter(k).shape, generator=g))
+    start = old.save_pretrained(tmp_path / "start")
+    cfg = tiny_config(
+        data, tmp_path / "run", "model.type=encodec", "model.preset=null",
+        f"model.base_args={{target_bandwidths: {four}, train_bandwidths: {four}}}",
+        f"training.start_checkpoint={start}", "training.stage=3", "training.max_steps=2",
+    )  # fmt: skip
+    with caplog.at_level("INFO"):
+        new = load_codec(train(cfg).final_dir)
+    assert "0.75 (from 1.5) initialised from the nearest" in caplog.text
+    assert isinstance(new, EnCodecCodec) and new.config.target_bandwidths == four
+    trained, started = new.state_dict(), old.state_dict()
+    for k in norms:  # two small steps since: each row still near the one it started from
+        assert trained[k].shape[0] == 4
+        torch.testing.assert_close(trained[k][1:], started[k], atol=0.05, rtol=0)
+        torch.testing.assert_close(trained[k][0], started[k][0], atol=0.05, rtol=0)
+
+
+def test_the_four_bandwidth_vocos_config_is_the_vocos_config_plus_0p75_kbps() -> None:
+    """configs/decoder_encodec_vocos_4bw.yaml differs from decoder_encodec_vocos.yaml only in its
+    bandwidths and paths, and builds a [0.75, 1.5, 3, 6] model over its start checkpoint."""
+    from codec.training.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    three = yaml.safe_load((repo / "configs/decoder_encodec_vocos.yaml").read_text())
+    four = yaml.safe_load((repo / "configs/decoder_encodec_vocos_4bw.yaml").read_text())
+    bws = [0.75, 1.5, 3.0, 6.0]
+    assert four["model"]["base_args"] == {
+        "target_bandwidths": bws, "train_bandwidths": bws, "decoder": "vocos",
+    }  # fmt: skip
+    paths = ("start_checkpoint", "writer_dir", "checkpoint_dir")
+    for raw in (three, four):
+        raw["model"]["base_args"] = None
+        for key in paths:
+            raw["training"].pop(key)
+    assert four == three
+    cfg = load_config(repo / "configs/decoder_encodec_vocos_4bw.yaml", check_paths=False)
+    if Path(cfg.training.start_checkpoint).is_dir():  # the bundled placeholder
+        model = build_model(cfg)
+        assert isinstance(model, EnCodecCodec) and model.config.target_bandwidths == bws
+        assert model.config.codebooks_for(0.75) == 1

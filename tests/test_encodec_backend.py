@@ -106,6 +106,30 @@ def test_bitrate_table() -> None:
         model.set_bandwidth(2.0)
 
 
+def test_one_codebook_is_0p75_kbps_where_the_config_lists_it() -> None:
+    """0.75 kbps = 1 codebook of 1024 at 75 Hz = 750 bit/s, in the config, the codes, the
+    bitrate, the rates analysis reports and the setting's label; the official model (no 0.75
+    in its target_bandwidths) refuses it."""
+    from analysis.metrics import codec_rates
+
+    assert EnCodecConfig().codebooks_for(0.75) == 1
+    assert 0.75 not in EnCodecCodec(EnCodecConfig()).setting().choices
+    torch.manual_seed(0)
+    four = {**TINY, "n_q": 8, "target_bandwidths": [0.75, 1.5, 3.0, 6.0]}
+    model = EnCodecCodec.from_config(four).eval()
+    spec = model.setting()
+    assert spec.choices == (0.75, 1.5, 3.0, 6.0) and spec.label(0.75) == "0.75 kbps"
+    with model.use_setting("0.75 kbps"):
+        assert model.num_codebooks == 1 and model.bitrate() == 750.0
+        with torch.no_grad():
+            assert model.encode(_wav(1, 3200)).codes.shape == (1, 1, 10)
+        rates = codec_rates(model, None)
+        assert rates.bitrate == 750.0 and rates.tokens_per_second == 75.0
+    assert model.bandwidth == 1.5  # restored
+    with pytest.raises(ValueError, match=r"bandwidths \[1\.5, 3\.0\] kbps, got 0\.75"):
+        EnCodecCodec.from_config(TINY).set_bandwidth(0.75)
+
+
 def test_decode_codes_equals_decode_quantized(tiny: EnCodecCodec) -> None:
     wav = _wav(2, 4800, seed=3)
     with torch.no_grad():

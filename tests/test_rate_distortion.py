@@ -40,3 +40,21 @@ def test_rows_count_the_bits_of_the_codes_and_report_an_error() -> None:
     assert not rd.same_encoder(alm, enc, wav)  # two random encoders
     text = rd.report(e + [a3], shared=False)
     assert "NO" in text and "| almtokenizer | w=3 |" in text
+
+
+def test_encodec_rows_follow_the_checkpoints_bandwidths() -> None:
+    """A checkpoint whose config lists 0.75 kbps gets a one-codebook row at 750 bit/s; the
+    default sweep is its own bandwidths up to 6 kbps."""
+    from analysis.codec_ops import bandwidths_for
+    from codec.models.encodec import EnCodecCodec
+    from tests.tiny_models import TINY_ENCODEC
+
+    torch.manual_seed(0)
+    four = [0.75, 1.5, 3.0, 6.0]
+    enc = EnCodecCodec({**TINY_ENCODEC, "n_q": 8, "target_bandwidths": four,
+                        "train_bandwidths": four}).eval()  # fmt: skip
+    assert bandwidths_for(enc) == four and bandwidths_for(tiny_encodec()) == [1.5, 3.0]
+    rows = rd.encodec_rows(enc, 0.1 * torch.randn(1, 1, 4800), bandwidths_for(enc))
+    assert [(r.setting, r.bits_per_second) for r in rows] == [
+        ("0.75 kbps", 750.0), ("1.5 kbps", 1500.0), ("3 kbps", 3000.0), ("6 kbps", 6000.0),
+    ]  # fmt: skip

@@ -72,3 +72,27 @@ def test_app_marks_follow_the_controls() -> None:
     got = marks(studio, ["almtokenizer", "encodec"], [3, "6"])  # type: ignore[arg-type]
     assert got == {"almtokenizer": "w=3", "encodec": "6 kbps"}
     assert marks(studio, ["almtokenizer"], [99]) == {}  # type: ignore[arg-type]
+
+
+def test_encodec_at_one_codebook_is_ringed_at_750_bits_per_second() -> None:
+    """A checkpoint offering 0.75 kbps: its control's mark names the row that `analysis
+    evaluate` writes for it ("0.75 kbps", 750 bit/s), and the chart rings that point."""
+    from app.tabs.rate_chart import marks
+
+    bws = (0.75, 1.5, 3.0, 6.0)
+    studio = SimpleNamespace(codecs=[
+        SimpleNamespace(key="encodec", setting=CodecSetting("bandwidth", bws, 0.75)),
+    ])  # fmt: skip
+    got = marks(studio, ["encodec"], ["0.75"])  # type: ignore[arg-type]
+    assert got == {"encodec": "0.75 kbps"}
+    rows = ROWS + [
+        {"codec": "encodec", "setting": CodecSetting("bandwidth", bws).label(b),
+         "bitrate": 1000.0 * b, "visqol": 2.0 + b / 6, "pitch_accuracy": 0.5,
+         "recognised_as_source": 0.2, "dnsmos_ovrl": math.nan}
+        for b in bws
+    ]  # fmt: skip
+    fig = figure(rows, marks=got)
+    line = next(t for t in fig.data if t.name == "encodec" and t.xaxis == "x")
+    assert list(line.x) == [750.0, 1500.0, 3000.0, 6000.0] and line.text[0] == "0.75 kbps"
+    rings = [t for t in fig.data if t.mode == "markers" and t.marker.size == 16]
+    assert rings and all(list(t.x) == [750.0] for t in rings)

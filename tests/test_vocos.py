@@ -8,8 +8,15 @@ import math
 import pytest
 import torch
 
+from codec.checkpoint import CheckpointError
 from codec.models.encodec import EnCodecCodec
-from codec.models.vocos import VocosConfig, VocosDecoder, count_parameters
+from codec.models.vocos import (
+    AdaLayerNorm,
+    VocosConfig,
+    VocosDecoder,
+    count_parameters,
+    remap_settings,
+)
 from codec.schema import ConfigError
 from tests.tiny_models import TINY_ENCODEC, TINY_VOCOS
 
@@ -48,6 +55,123 @@ def test_vocos_config_is_checked_by_key() -> None:
         EnCodecCodec({**TINY_ENCODEC, "decoder": "vocoss"})
     with pytest.raises(ConfigError, match=r"kernel_size: must be odd"):
         EnCodecCodec({**TINY_ENCODEC, "decoder": "vocos", "vocos": {"kernel_size": 4}})
+
+
+def _randomise_norms(module: torch.nn.Module, seed: int) -> None:
+    """Distinct rows per setting in every adaptive norm (fresh ones are all ones / zeros)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, AdaLayerNorm):
+                for table in (m.scale, m.shift):
+                    table.weight.copy_(torch.randn(table.weight.shape, generator=g))
+
+
+def test_remap_settings_copies_by_value_and_starts_new_ones_from_the_nearest() -> None:
+    """Three bandwidths -> four: 1.5 / 3 / 6 keep their trained rows at their new indices,
+    0.75 starts as 1.5 (the nearest), so the remapped decoder decodes every old bandwidth
+    exactly as before, and 0.75 exactly as 1.5 did."""
+    torch.manual_seed(0)
+    old = VocosDecoder(8, 320, 3, VocosConfig(**TINY_VOCOS))
+    _randomise_norms(old, seed=1)
+    torch.manual_seed(1)
+    new = VocosDecoder(8, 320, 4, VocosConfig(**TINY_VOCOS))
+    state = {f"decoder.{k}": v for k, v in old.state_dict().items()}
+    src, tgt = [1.5, 3.0, 6.0], [0.75, 1.5, 3.0, 6.0]
+    remapped, origin = remap_settings(new, state, "decoder.", src, tgt)
+    assert origin == {0.75: 1.5, 1.5: 1.5, 3.0: 3.0, 6.0: 6.0}
+    new.load_state_dict({k.removeprefix("decoder."): v for k, v in remapped.items()})
+    rows = new.blocks[1].norm.scale.weight
+    assert torch.equal(rows[1:], old.blocks[1].norm.scale.weight)  # by value, not by index
+    assert torch.equal(rows[0], old.blocks[1].norm.scale.weight[0])
+    assert torch.equal(remapped["decoder.head.weight"], state["decoder.head.weight"])
+    x = _latents()
+    for i, bw in enumerate(tgt):
+        assert torch.equal(new(x, i), old(x, src.index(origin[bw])))
+    assert not torch.allclose(new(x, 0), new(x, 2))  # the settings still differ
+
+    # nearest by ratio (2.25 is 1.5x from 1.5 but 1.33x from 3), the lower on a tie; the
+    # order of the source does not matter
+    _, origin = remap_settings(new, state, "decoder.", [6.0, 1.5, 3.0], [1.5, 2.25, 3.0, 6.0])
+    assert origin == {1.5: 1.5, 2.25: 3.0, 3.0: 3.0, 6.0: 6.0}
+    _, origin = remap_settings(new, state, "decoder.", [1.0, 4.0, 16.0], [1.0, 2.0, 4.0, 16.0])
+    assert origin[2.0] == 1.0  # 2x from each side: the lower
+
+
+def test_remap_settings_refuses_what_it_cannot_map() -> None:
+    torch.manual_seed(0)
+    state = {f"decoder.{k}": v for k, v in VocosDecoder(8, 320, 3, VocosConfig(**TINY_VOCOS))
+             .state_dict().items()}  # fmt: skip
+    new = VocosDecoder(8, 320, 4, VocosConfig(**TINY_VOCOS))
+    with pytest.raises(ValueError, match=r"settings \[6\.0\] .* would be dropped"):
+        remap_settings(new, state, "decoder.", [1.5, 3.0, 6.0], [0.75, 1.5, 3.0, 12.0])
+    with pytest.raises(ValueError, match="has 4 settings"):
+        remap_settings(new, state, "decoder.", [1.5, 3.0, 6.0], [0.75, 1.5, 3.0, 6.0, 12.0])
+    with pytest.raises(ValueError, match="not 2 rows"):
+        remap_settings(new, state, "decoder.", [1.5, 3.0], [0.75, 1.5, 3.0, 6.0])
+    with pytest.raises(ValueError, match="distinct and positive"):
+        remap_settings(new, state, "decoder.", [1.5, 1.5, 3.0], [0.75, 1.5, 3.0, 6.0])
+
+
+def _vocos_encodec(bandwidths: list[float], seed: int) -> EnCodecCodec:
+    torch.manual_seed(seed)
+    config = {**TINY_ENCODEC, "n_q": 8, "target_bandwidths": bandwidths,
+              "train_bandwidths": bandwidths, "decoder": "vocos", "vocos": TINY_VOCOS}  # fmt: skip
+    return EnCodecCodec(config).eval()
+
+
+def test_encodec_vocos_warm_starts_from_three_bandwidths_into_four(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Vocos decoder trained for [1.5, 3, 6] starts one for [0.75, 1.5, 3, 6] (logged):
+    every old bandwidth reconstructs as before and 0.75 kbps (1 codebook) decodes as 1.5 did;
+    the rest of the model loads strictly."""
+    old = _vocos_encodec([1.5, 3.0, 6.0], seed=0)
+    _randomise_norms(old, seed=2)
+    new = _vocos_encodec([0.75, 1.5, 3.0, 6.0], seed=1)
+    with caplog.at_level("INFO", logger="codec.models.encodec"):
+        changed = new.load_start_state(old.state_dict(), "start", old.config_dict())
+    assert "1.5, 3, 6 copied by value; 0.75 (from 1.5) initialised from the nearest" in caplog.text
+    assert changed and all(k.endswith((".scale.weight", ".shift.weight")) for k in changed)
+    assert len(changed) == 2 * (1 + TINY_VOCOS["n_layers"])  # every adaptive norm's two tables
+    wav = 0.1 * torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for bw in (1.5, 3.0, 6.0):
+            with old.use_setting(bw), new.use_setting(bw):
+                assert torch.equal(new.reconstruct(wav), old.reconstruct(wav))
+        with new.use_setting(0.75):
+            assert new.num_codebooks == 1 and new.bitrate() == 750.0
+            latents = new.quantize(new.encode(wav).latents)
+            one_codebook = new.decode(latents)
+        assert torch.equal(one_codebook, old.decode(latents))  # old at its 1.5 kbps row
+    # the same bandwidths load strictly, and nothing is reported changed
+    assert (
+        _vocos_encodec([1.5, 3.0, 6.0], 3).load_start_state(
+            old.state_dict(), "start", old.config_dict()
+        )
+        == []
+    )
+
+
+def test_encodec_vocos_warm_start_stays_strict_otherwise() -> None:
+    old = _vocos_encodec([1.5, 3.0, 6.0], seed=0)
+    state, config = old.state_dict(), old.config_dict()
+    # a trained bandwidth the new model has not: refused, naming both lists
+    with pytest.raises(CheckpointError, match=r"start: .*\[1\.5, 3\.0, 6\.0\] kbps.*\[0\.75, "
+                       r"1\.5, 3\.0\].*\[6\.0\] .* would be dropped"):  # fmt: skip
+        _vocos_encodec([0.75, 1.5, 3.0], 1).load_start_state(state, "start", config)
+    # any other mismatch: the strict load names it
+    broken = {k: v for k, v in state.items() if not k.startswith("encoder.model.0")}
+    with pytest.raises(CheckpointError, match=r"start does not match .* missing"):
+        _vocos_encodec([0.75, 1.5, 3.0, 6.0], 1).load_start_state(broken, "start", config)
+    wider = _vocos_encodec([1.5, 3.0, 6.0], 2)
+    wider_state = {**state, "decoder.head.bias": torch.zeros(7)}
+    with pytest.raises(CheckpointError, match=r"shape mismatch .*decoder\.head\.bias"):
+        _vocos_encodec([0.75, 1.5, 3.0, 6.0], 1).load_start_state(wider_state, "start", config)
+    # without the checkpoint's config nothing is remapped: the row counts differ, strictly
+    with pytest.raises(CheckpointError, match=r"shape mismatch .*norm\.(scale|shift)\.weight"):
+        _vocos_encodec([0.75, 1.5, 3.0, 6.0], 1).load_start_state(state, "start")
+    assert wider.load_start_state(state, "start") == []
 
 
 def test_vocos_learns_a_tone() -> None:

@@ -11,8 +11,9 @@ sound between train and test. "corpus" is split by source file (every clip cut f
 or the velocities of one rendered note, on one side), stratified by source: 90% train, 5% val,
 5% test. "all" is every item.
 
-Training crops can be augmented (`Augment`: seeded random gain and polarity flip) and several
-datasets mixed with weights (`MixedDataset`); see codec.training.data.
+Training crops can be augmented (`Augment`: seeded random gain and polarity flip;
+`TimbreAugment`: seeded EQ tilt, brightness, detune and room) and several datasets mixed with
+weights (`MixedDataset`); see codec.training.data.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from codec.data.goodsounds import (
     split_by_sound,
 )
 from codec.data.mix import MixedDataset
+from codec.data.timbre_augment import TimbreAugment
 
 __all__ = [
     "DATASET_NAMES", "DEMO_ROOT", "SPLITS", "SPLIT_SEED", "Augment", "CorpusItem", "CropDataset",
-    "FSD50KItem", "MixedDataset",
+    "FSD50KItem", "MixedDataset", "TimbreAugment",
     "FSD50K_SPLITS", "FolderItem", "GOODSOUNDS_INSTRUMENTS", "GoodSoundsItem", "Split",
     "build_dataset", "crop_or_pad", "grouped_split", "list_audio_files", "list_items",
     "load_folder", "load_fsd50k", "load_fsd50k_vocabulary", "load_goodsounds", "midi_to_note",
@@ -136,11 +138,12 @@ def build_dataset(
     seed: int = 0,
     augment: Augment | None = None,
     categories: Sequence[str] | None = None,
+    timbre: TimbreAugment | None = None,
 ) -> CropDataset:
     """A CropDataset of `[1, nsecs * 24000]` crops for training or evaluation.
 
-    Crops are at random (seeded) offsets for "train" and start at 0 otherwise; `augment`
-    applies to "train" only. `subset_size` keeps a seeded random subset of the split's items.
+    Crops are at random (seeded) offsets for "train" and start at 0 otherwise; `augment` and
+    `timbre` apply to "train" only. `subset_size` keeps a seeded random subset of the split's items.
 
     Raises:
         ValueError: unknown name/split, or the split is empty.
@@ -155,5 +158,5 @@ def build_dataset(
     train = split == "train"
     return CropDataset(
         [it.path for it in items], nsecs, random_crop=train, seed=seed, items=items,
-        augment=augment if train else None,
+        augment=augment if train else None, timbre=timbre if train else None,
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """Shared data helpers: fixed-length crops, a crop Dataset for training with seeded
-augmentation, grouped splits."""
+augmentation (gain and polarity here, timbre in codec.data.timbre_augment), grouped splits."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import torch
 from torch.utils.data import Dataset
 
 from codec.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
+
+if TYPE_CHECKING:
+    from codec.data.timbre_augment import TimbreAugment
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +101,11 @@ class CropDataset(Dataset[torch.Tensor]):
     With `random_crop` each item is cut at a random offset that depends only on
     (seed, epoch, index), so runs are reproducible whatever the number of DataLoader workers;
     call `set_epoch` to draw new offsets. Without it, crops start at 0. Short clips are
-    zero-padded. Only the needed segment of a long file is decoded. `augment` (training only)
-    applies a seeded random gain and polarity flip after cropping.
+    zero-padded. Only the needed segment of a long file is decoded. `timbre` (training only)
+    applies seeded EQ tilt / brightness / detune / room after cropping (a raised pitch reads a
+    longer segment: `TimbreAugment.input_samples`), then `augment` a seeded random gain and
+    polarity flip; each is seeded on (seed, epoch, index, draw) with its own stream, so turning
+    one on never changes the other's draws.
 
     Attributes:
         paths: the audio files, one item each.
@@ -116,6 +122,7 @@ class CropDataset(Dataset[torch.Tensor]):
         seed: int = 0,
         items: Sequence[object] | None = None,
         augment: Augment | None = None,
+        timbre: TimbreAugment | None = None,
     ) -> None:
         if nsecs <= 0:
             raise ValueError(f"nsecs must be positive, got {nsecs}")
@@ -130,6 +137,7 @@ class CropDataset(Dataset[torch.Tensor]):
         self.random_crop = random_crop
         self.seed = seed
         self.augment = augment
+        self.timbre = timbre
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -148,25 +156,30 @@ class CropDataset(Dataset[torch.Tensor]):
         augmentation of the same clip (a mixture that draws one clip twice in an epoch)."""
         path = self.paths[index]
         n = self.num_samples
+        timbre = self.timbre if self.timbre is not None and self.timbre.active else None
+        timbre_seed = _stable_seed(self.seed, self.epoch, index, draw, "timbre")
+        n_in = timbre.input_samples(n, timbre_seed) if timbre is not None else n
         total = int(audio_duration(path) * self.sample_rate)
         offset = 0
-        if self.random_crop and total > n:
+        if self.random_crop and total > n_in:
             parts = (self.seed, self.epoch, index) + ((draw,) if draw else ())
             rng = random.Random(_stable_seed(*parts))
-            offset = rng.randint(0, total - n)
+            offset = rng.randint(0, total - n_in)
         try:
             wav = load_audio(
                 path,
                 self.sample_rate,
                 offset_seconds=offset / self.sample_rate,
-                duration_seconds=n / self.sample_rate,
+                duration_seconds=n_in / self.sample_rate,
             )
         except AudioError:
             if offset == 0:
                 raise
             # The header over-reports (truncated file): fall back to what actually decodes.
             wav = load_audio(path, self.sample_rate)
-        wav = crop_or_pad(wav, n)
+        wav = crop_or_pad(wav, n_in)
+        if timbre is not None:
+            wav = timbre.apply(wav, timbre_seed, self.sample_rate, n)
         if self.augment is not None and self.augment.active:
             wav = self.augment.apply(wav, _stable_seed(self.seed, self.epoch, index, draw, "aug"))
         return wav

@@ -9,8 +9,10 @@ Two ways to get weights (see `load_encodec`):
 
 Shapes: continuous latents are the SEANet encoder output `[B, D, T]` (D = 128, T = ceil(N / 320),
 i.e. 75 Hz); quantized latents are the sum of the first n RVQ codewords, n set by the bandwidth
-(1.5 / 3 / 6 / 12 / 24 kbps -> 2 / 4 / 8 / 16 / 32 codebooks of 1024 entries). The package's
-`normalize` and `segment` options are not used (the 24 kHz model has neither).
+(0.75 / 1.5 / 3 / 6 / 12 / 24 kbps -> 1 / 2 / 4 / 8 / 16 / 32 codebooks of 1024 entries, 750 bit/s
+each; the official model offers 1.5 and up, a checkpoint of ours what its config's
+`target_bandwidths` lists). The package's `normalize` and `segment` options are not used (the
+24 kHz model has neither).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from codec.models.base import (
 )
 from codec.models.init import OUTPUT_INIT_SCALE, he_init_, scale_output_conv_
 from codec.models.seanet import build_seanet
-from codec.models.vocos import VocosConfig, VocosDecoder
+from codec.models.vocos import VocosConfig, VocosDecoder, remap_settings
 from codec.schema import ConfigError, build_dataclass
 
 with warnings.catch_warnings():
@@ -415,17 +417,48 @@ class EnCodecCodec(Codec):
         """Stage 3 trains the decoder alone (everything after the RVQ)."""
         return list(self.decoder.parameters())
 
-    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
-        """Strict, except that a Vocos decoder may start fresh on a checkpoint that holds
-        another decoder (SEANet): the encoder and the RVQ load strictly, the decoder's tensors
-        keep their initialisation and are returned."""
+    def load_start_state(
+        self, state: dict[str, torch.Tensor], where: str, config: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Strict, except for a Vocos decoder:
+
+        - over a checkpoint that holds another decoder (SEANet) it starts fresh: the encoder
+          and the RVQ load strictly, the decoder's tensors keep their initialisation and are
+          returned;
+        - over a Vocos decoder trained for other `target_bandwidths` (read from `config`, the
+          checkpoint's config.json `model`), e.g. [1.5, 3, 6] -> [0.75, 1.5, 3, 6]: each
+          adaptive norm's row of a bandwidth in both is copied by value, a new bandwidth's row
+          from the nearest trained one (`codec.models.vocos.remap_settings`; logged), and the
+          re-indexed tables are returned. A bandwidth the checkpoint has and this model has
+          not is a CheckpointError, and everything else loads strictly."""
         own = self.state_dict()
         decoder_keys = [k for k in own if k.startswith("decoder.")]
-        if self.config.decoder != "vocos" or all(k in state for k in decoder_keys):
+        if not isinstance(self.decoder, VocosDecoder):
             return super().load_start_state(state, where)
-        kept = {k: v for k, v in state.items() if not k.startswith("decoder.")}
-        load_state_strict(self, {**kept, **{k: own[k] for k in decoder_keys}}, where)
-        return decoder_keys
+        if not all(k in state for k in decoder_keys):
+            kept = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+            load_state_strict(self, {**kept, **{k: own[k] for k in decoder_keys}}, where)
+            return decoder_keys
+        source = [float(b) for b in (config or {}).get("target_bandwidths") or []]
+        target = [float(b) for b in self.config.target_bandwidths]
+        if not source or source == target:
+            return super().load_start_state(state, where)
+        try:
+            state, origin = remap_settings(self.decoder, state, "decoder.", source, target)
+        except ValueError as e:
+            raise CheckpointError(
+                f"{where}: its Vocos decoder is trained for bandwidths {source} kbps, this "
+                f"model's target_bandwidths are {target}: {e}"
+            ) from None
+        load_state_strict(self, state, where)
+        kept = [f"{t:g}" for t, s in origin.items() if t == s]
+        new = [f"{t:g} (from {s:g})" for t, s in origin.items() if t != s]
+        log.info(
+            "%s: Vocos decoder bandwidths %s -> %s kbps: %s copied by value; %s initialised "
+            "from the nearest trained bandwidth", where, source, target,
+            ", ".join(kept) or "none", ", ".join(new) or "none",
+        )  # fmt: skip
+        return [k for k in decoder_keys if k.endswith((".scale.weight", ".shift.weight"))]
 
     def cached_frontend(self, stage: int) -> FrameFrontend | None:
         """In stage 3 the encoder is frozen: a latent cache may hold its output."""

@@ -146,10 +146,14 @@ class TrainingHooks:
         `stage` (None: nothing is cached). Default: the frame front end in stages 2 and 3."""
         return self.frame_frontend() if stage in (2, 3) else None
 
-    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
+    def load_start_state(
+        self, state: dict[str, torch.Tensor], where: str, config: dict[str, Any] | None = None
+    ) -> list[str]:
         """Load the weights a training run starts from (`training.start_checkpoint`); returns
-        the names of tensors the file did not hold and this model initialised itself.
-        Default: strict, nothing initialised (CheckpointError naming `where` on a mismatch)."""
+        the names of tensors this model did not take from the file as they are (initialised
+        itself, or re-indexed). `config`: the checkpoint's config.json `model` section, when
+        known. Default: strict, nothing initialised (CheckpointError naming `where` on a
+        mismatch)."""
         load_state_strict(self, state, where)
         return []
 

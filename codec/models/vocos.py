@@ -8,11 +8,14 @@ EnCodec's own decoder, and on CPU it runs about 29x faster than HiFi-GAN at equa
 
 One decoder serves several settings (EnCodec's bandwidths, ALMTokenizer's windows): as Vocos
 conditions on bandwidth, every LayerNorm is adaptive (`AdaLayerNorm`: a learnt scale and shift
-per setting index).
+per setting index). A decoder trained for some settings can start a decoder for more of them
+(`remap_settings`: rows copied by setting value, a new setting's from the nearest).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -154,6 +157,68 @@ class VocosDecoder(nn.Module):
                 length=frames * self.hop_length,
             )
         return wav[:, None]
+
+
+def remap_settings(
+    decoder: VocosDecoder,
+    state: dict[str, torch.Tensor],
+    prefix: str,
+    source: Sequence[float],
+    target: Sequence[float],
+) -> tuple[dict[str, torch.Tensor], dict[float, float]]:
+    """Re-index the adaptive norms of a Vocos state dict trained for the settings `source`
+    (e.g. bandwidths [1.5, 3, 6]: row i is setting `source[i]`) for `decoder`, built for the
+    settings `target` ([0.75, 1.5, 3, 6]).
+
+    A setting in both keeps its trained rows, matched by value, never by index; a setting only
+    in `target` starts from the rows of the nearest setting of `source` (nearest in ratio, as
+    bitrates and windows are geometric; the lower one on a tie). Only the norms' scale and
+    shift tables (`[n_settings, C]`) change; every other tensor is passed on as it is, for a
+    strict load to check.
+
+    Args:
+        decoder: the decoder to load into (`n_settings == len(target)`).
+        state: the checkpoint's state dict; `prefix` + the decoder's own names are its keys.
+        prefix: where the decoder sits in `state`, e.g. "decoder.".
+        source, target: the settings of the checkpoint and of `decoder`, in index order.
+
+    Returns:
+        The state dict with the norm tables re-indexed, and {target setting: the source
+        setting its rows came from}.
+
+    Raises:
+        ValueError: a setting of `source` missing from `target` (a trained setting would be
+            dropped), repeated or non-positive settings, a `target` that does not match the
+            decoder, or norm tables in `state` that do not have `len(source)` rows.
+    """
+    src, tgt = [float(s) for s in source], [float(t) for t in target]
+    for name, values in (("source", src), ("target", tgt)):
+        if len(set(values)) != len(values) or any(not v > 0 for v in values):
+            raise ValueError(f"{name} settings must be distinct and positive, got {values}")
+    if len(tgt) != decoder.n_settings:
+        raise ValueError(f"the decoder has {decoder.n_settings} settings, target lists {tgt}")
+    dropped = [s for s in src if s not in tgt]
+    if dropped:
+        raise ValueError(f"settings {dropped} of {src} are not in {tgt}: they would be dropped")
+    origin = {
+        t: t if t in src else min(src, key=lambda s, t=t: (abs(math.log(t / s)), s)) for t in tgt
+    }
+    index = torch.tensor([src.index(origin[t]) for t in tgt])
+    out = dict(state)
+    for name, module in decoder.named_modules():
+        if not isinstance(module, AdaLayerNorm):
+            continue
+        for table in ("scale", "shift"):
+            key = f"{prefix}{name}.{table}.weight"
+            if key not in state:
+                continue  # missing: the strict load names it
+            if state[key].dim() != 2 or state[key].shape[0] != len(src):
+                raise ValueError(
+                    f"{key} has shape {tuple(state[key].shape)}, not {len(src)} rows (one per "
+                    f"setting of {src})"
+                )
+            out[key] = state[key].index_select(0, index).clone()
+    return out, origin
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
+from codec.data.timbre_augment import Brightness, Detune, EqTilt, Room, TimbreAugment
 from codec.models.trainable import STAGES
 from codec.schema import ConfigError, build_dataclass, config_section
 
@@ -162,16 +163,35 @@ class MixConfig:
 
 @dataclass
 class AugmentConfig:
-    """`dataloader.augment:` seeded augmentation of training crops (codec.data.Augment)."""
+    """`dataloader.augment:` seeded augmentation of training crops: gain and polarity
+    (codec.data.Augment) and timbre (codec.data.timbre_augment), each effect with its own
+    probability `p` and range, all off by default:
+
+        augment:
+          gain_db: [-6.0, 6.0]
+          polarity: 0.5
+          eq_tilt: {p: 0.5, db_per_octave: [-3.0, 3.0], pivot_hz: 1000}
+          brightness: {p: 0.5, gain_db: [-6.0, 6.0], freq_hz: 3000}
+          detune: {p: 0.5, cents: [-50.0, 50.0]}
+          room: {p: 0.3, rt60_s: [0.1, 0.6], wet: [0.05, 0.3]}
+    """
 
     gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])  # [low, high] dB
     polarity: float = 0.0  # probability of a polarity flip
+    eq_tilt: EqTilt = field(default_factory=EqTilt)
+    brightness: Brightness = field(default_factory=Brightness)
+    detune: Detune = field(default_factory=Detune)
+    room: Room = field(default_factory=Room)
 
     def validate(self) -> None:
         g = self.gain_db
         _require(len(g) == 2 and g[0] <= g[1], "gain_db",
                  f"expected [low, high] with low <= high, got {g}")  # fmt: skip
         _require(0 <= self.polarity <= 1, "polarity", "must be in [0, 1]")
+
+    def timbre(self) -> TimbreAugment:
+        """The timbre effects as one `TimbreAugment` (inactive when every `p` is 0)."""
+        return TimbreAugment(self.eq_tilt, self.brightness, self.detune, self.room)
 
 
 @dataclass
@@ -273,6 +293,10 @@ class TrainingConfig:
     # to norms proportional to their lambdas (codec.training.loop.Trainer._balanced_backward).
     balancer: bool = False
     balancer_decay: float = 0.99
+    # Losses kept OUT of the balancer, added as a plain weighted sum (lambda x raw gradient)
+    # next to the balanced reconstruction losses, as Vocos, HiFi-GAN and DAC train their
+    # adversarial terms: e.g. [adv, feat]. Only with `balancer: true`.
+    unbalanced: list[str] = field(default_factory=list)
     # Parameter-name prefixes kept frozen on top of what the stage freezes, e.g. [encoder]:
     # fine-tune an autoencoder's decoder while its latents (and codecs trained on them) stay.
     freeze: list[str] = field(default_factory=list)
@@ -335,6 +359,13 @@ class TrainingConfig:
         _require(all(w > 0 for w in self.eval_windows), "eval_windows", "must be positive")
         _require(self.eval_batches is None or self.eval_batches > 0, "eval_batches", "must be > 0")
         _require(0 <= self.balancer_decay < 1, "balancer_decay", "must be in [0, 1)")
+        for name in self.unbalanced:
+            _require(name in LOSS_KEYS, "unbalanced", f"unknown loss {name!r}; losses: {LOSS_KEYS}")
+        _require(
+            self.balancer or not self.unbalanced,
+            "unbalanced",
+            "needs balancer: true (without the balancer every loss is a plain weighted sum)",
+        )
         _require(all(p.strip() for p in self.freeze), "freeze", "entries must not be empty")
 
 

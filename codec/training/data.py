@@ -1,9 +1,9 @@
 """Training and evaluation data loaders with a resumable, rank-aware, epoch-seeded order.
 
 The order of the clips in an epoch depends only on (seed, epoch), the crop offsets and the
-augmentation (gain, polarity) only on (seed, epoch, index) (`CropDataset`), and a weighted mixture
-of datasets (`dataloader.mix`) only on (seed, epoch) (`MixedDataset`), so a run resumed at step s
-sees exactly the batches an uninterrupted run would have seen from step s on.
+augmentation (gain, polarity, timbre) only on (seed, epoch, index) (`CropDataset`), and a weighted
+mixture of datasets (`dataloader.mix`) only on (seed, epoch) (`MixedDataset`), so a run resumed at
+step s sees exactly the batches an uninterrupted run would have seen from step s on.
 """
 
 from __future__ import annotations
@@ -118,15 +118,17 @@ def build_train_dataset(dl: DataloaderConfig, seed: int, nsecs: float | None = N
     from codec.data import Augment, MixedDataset, build_dataset
 
     augment = Augment(tuple(dl.augment.gain_db), dl.augment.polarity)  # type: ignore[arg-type]
+    timbre = dl.augment.timbre()
     nsecs = dl.nsecs if nsecs is None else nsecs
     parts, weights = [], []
     for name, path, weight, key, cats in _components(dl):
         try:
-            parts.append(
-                build_dataset(name, path, "train", nsecs, dl.train_subset_size, seed, augment, cats)
+            part = build_dataset(
+                name, path, "train", nsecs, dl.train_subset_size, seed, augment, cats, timbre
             )
         except (ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{key}: {e}") from e
+        parts.append(part)
         weights.append(weight)
     if len(parts) == 1 and dl.epoch_size is None:
         return parts[0]

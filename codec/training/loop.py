@@ -258,7 +258,9 @@ class Trainer:
             out_scalars.update(output_grad_norms(losses, recon, lam.weight))
         self.opt_g.zero_grad(set_to_none=True)
         if self.t.balancer and recon.requires_grad:
-            out_scalars.update(self.balancer.backward(losses, recon, lam.weight))
+            out_scalars.update(
+                self.balancer.backward(losses, recon, lam.weight, plain=self.t.unbalanced)
+            )
         else:
             total.backward()
         self.disc.requires_grad_(True)
@@ -469,12 +471,16 @@ class Trainer:
             cfg = read_config(folder)
             if cfg["codec"] != self.model.name:
                 raise CheckpointError(f"{folder} holds a {cfg['codec']!r} model")
-            added = self.model.load_start_state(read_weights(folder), str(folder))
+            added = self.model.load_start_state(read_weights(folder), str(folder), cfg["model"])
             if added:
-                log.info("%d tensors not in %s initialised by the model (e.g. %s)",
+                log.info("%d tensors not taken from %s as they are (e.g. %s)",
                          len(added), folder, added[0])  # fmt: skip
             if not (folder / TRAIN_STATE_NAME).is_file():
                 log.info("initialised the model from %s (no training state: step 0)", folder)
+                return
+            if added:  # its optimiser state is for the checkpoint's tensors, not these
+                log.warning("initialised the model from %s; its training state does not fit "
+                            "the changed tensors and is not resumed: step 0", folder)  # fmt: skip
                 return
             state = load_state_file(folder / TRAIN_STATE_NAME)
             disc_file = folder / DISC_NAME

@@ -3,7 +3,9 @@
     python -m codec.data.corpus build --out /work/corpus --jobs 2
     python -m codec.data.corpus stats --out /work/corpus
 
-`build` (codec.data.corpus.build) reads the sources of `sources.DEFAULT_SOURCES`, cuts 24 kHz
+`build` (codec.data.corpus.build) reads the sources of `sources.DEFAULT_SOURCES` (or those named
+by `--only`, including `sources.EXTRA_SOURCES` such as opl3-render, built into their own folder),
+cuts 24 kHz
 mono clips of at most 10 s with silence dropped, de-duplicates them by content hash and writes
 `manifest.jsonl` last (fields: codec.data.corpus.manifest). `load_corpus` reads a built corpus
 for the training loader (`codec.data.build_dataset("corpus", path, ...)`).
@@ -18,14 +20,15 @@ from codec.data.corpus.manifest import MANIFEST_NAME, ManifestRow, read_manifest
 from codec.data.corpus.sources import (
     CATEGORIES,
     DEFAULT_SOURCES,
+    EXTRA_SOURCES,
     RESERVED_PACKAGES,
     Rule,
     Source,
 )
 
 __all__ = [
-    "CATEGORIES", "DEFAULT_SOURCES", "MANIFEST_NAME", "RESERVED_PACKAGES", "CorpusItem",
-    "ManifestRow", "Rule", "Source", "load_corpus", "read_manifest",
+    "CATEGORIES", "DEFAULT_SOURCES", "EXTRA_SOURCES", "MANIFEST_NAME", "RESERVED_PACKAGES",
+    "CorpusItem", "ManifestRow", "Rule", "Source", "load_corpus", "read_manifest",
 ]  # fmt: skip
 
 

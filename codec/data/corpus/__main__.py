@@ -1,6 +1,7 @@
 """Command line: build, list and describe the training corpus.
 
 python -m codec.data.corpus build --out /work/corpus [--jobs 2] [--only SOURCE ...]
+python -m codec.data.corpus build --out data/corpus_opl3 --only opl3-render   # an extra source
 python -m codec.data.corpus list  [--out DIR]        # sources (and clip counts when built)
 python -m codec.data.corpus stats --out /work/corpus  # hours per category and per source
 """
@@ -13,7 +14,12 @@ import sys
 from pathlib import Path
 
 from codec.data.corpus.manifest import read_manifest
-from codec.data.corpus.sources import DEFAULT_SOURCES, RESERVED_PACKAGES, source_by_name
+from codec.data.corpus.sources import (
+    DEFAULT_SOURCES,
+    EXTRA_SOURCES,
+    RESERVED_PACKAGES,
+    source_by_name,
+)
 from codec.data.corpus.stats import composition, format_composition
 
 
@@ -23,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the corpus (manifest written last)")
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--jobs", type=int, default=1, help="worker processes")
-    b.add_argument("--only", nargs="+", default=None, metavar="SOURCE", help="these sources only")
+    b.add_argument("--only", nargs="+", default=None, metavar="SOURCE",
+                   help="these sources only (or extra ones, e.g. opl3-render)")  # fmt: skip
     b.add_argument("--no-leak-guard", action="store_true", help="keep demo val/test notes")
     b.add_argument("--no-progress", action="store_true")
     ls = sub.add_parser("list", help="the sources, their packages, categories and licences")
@@ -64,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.out is not None:
                 for r in read_manifest(args.out):
                     counts[r.source] = counts.get(r.source, 0) + 1
-            for s in DEFAULT_SOURCES:
+            for s in DEFAULT_SOURCES + EXTRA_SOURCES:
                 extra = f" {counts.get(s.name, 0):>6} clips" if args.out is not None else ""
+                if s in EXTRA_SOURCES:
+                    extra += " (built only with --only)"
                 sys.stdout.write(
                     f"{s.name:<16} {s.package:<28} {s.kind:<7} {s.category:<8} {s.licence}{extra}\n"
                 )

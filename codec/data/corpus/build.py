@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from codec.data.corpus.leakguard import demo_eval_notes
-from codec.data.corpus.manifest import MANIFEST_NAME, ManifestRow, write_manifest
+from codec.data.corpus.manifest import MANIFEST_NAME, ManifestRow, read_manifest, write_manifest
 from codec.data.corpus.sources import DEFAULT_SOURCES, Source, check_sources, reserved_files
 from codec.data.corpus.tasks import Task, TaskResult, plan_source, run_task
 
@@ -81,14 +81,16 @@ def build(
     """Build the corpus in `out` (see the module docstring).
 
     Args:
-        out: corpus folder (created); an existing manifest is replaced only at the end.
-        sources: what to read; a reserved package raises ValueError.
+        out: corpus folder (created); an existing manifest is replaced only at the end, and
+            only when it lists no source outside `sources` (ValueError otherwise).
+        sources: what to read; a reserved package or soundfont raises ValueError.
         jobs: worker processes (1: in this process).
         leak_guard: leave out the demo set's val/test notes (see leakguard).
         progress: show a tqdm bar.
     """
     t0 = time.monotonic()
     root = Path(out)
+    _check_replaces_nothing_else(root, sources)
     root.mkdir(parents=True, exist_ok=True)
     leak = demo_eval_notes() if leak_guard else set()
     tasks = plan(sources, leak)
@@ -116,6 +118,19 @@ def build(
         root / MANIFEST_NAME,
     )  # fmt: skip
     return report
+
+
+def _check_replaces_nothing_else(root: Path, sources: tuple[Source, ...] | list[Source]) -> None:
+    """Refuse to replace a manifest that lists sources this build does not read: `--only X
+    --out data/corpus` would otherwise leave a corpus of X alone (build X into its own folder)."""
+    if not (root / MANIFEST_NAME).is_file():
+        return
+    others = sorted({r.source for r in read_manifest(root)} - {s.name for s in sources})
+    if others:
+        raise ValueError(
+            f"{root / MANIFEST_NAME} also lists sources {others} that this build does not read; "
+            "build into another folder (or delete that manifest to rebuild it without them)"
+        )
 
 
 def _collect(res: TaskResult, report: BuildReport, seen: set[str]) -> None:

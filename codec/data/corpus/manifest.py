@@ -21,7 +21,8 @@ Its existence means the corpus is complete. Fields (in this order):
 
 Leak guard: the rendered notes and raw FluidR3 samples exclude the (program, pitch) pairs of the
 bundled demo set's val/test split (codec.data.corpus.leakguard). The reserved evaluation packages
-(sources.RESERVED_PACKAGES) are never read.
+(sources.RESERVED_PACKAGES) are never read, nor is a soundfont whose file name or INAM is one of
+theirs (sources.RESERVED_NAMES).
 """
 
 from __future__ import annotations

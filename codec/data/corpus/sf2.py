@@ -1,6 +1,7 @@
 """A small SoundFont 2 reader: raw samples with their real pitch, and which samples a note uses.
 
     RIFF 'sfbk'
+      LIST 'INFO'  INAM: the soundfont's name (checked against the reserved soundfonts)
       LIST 'sdta'  smpl: every sample's 16-bit PCM, back to back
       LIST 'pdta'  phdr/pbag/pgen: presets (bank, GM program) -> zones -> instrument (gen 41)
                    inst/ibag/igen: instruments -> zones -> sample (gen 53), keyRange (gen 43),
@@ -58,10 +59,12 @@ class SampleHeader:
 
 @dataclass
 class SoundFont:
-    """Parsed SoundFont: presets `{(bank, program): (name, zones)}`, instruments, samples."""
+    """Parsed SoundFont: its name, presets `{(bank, program): (name, zones)}`, instruments and
+    samples."""
 
     path: Path
     smpl_offset: int
+    name: str = ""  # INFO INAM
     presets: dict[tuple[int, int], tuple[str, list[Zone]]] = field(default_factory=dict)
     instruments: list[tuple[str, list[Zone]]] = field(default_factory=list)
     samples: list[SampleHeader] = field(default_factory=list)
@@ -167,6 +170,10 @@ def read_soundfont(path: str | Path) -> SoundFont:
     pgen, igen = records("pgen", "<HH"), records("igen", "<HH")
     shdr = records("shdr", "<20sIIIIIBbHH")
     sf = SoundFont(path, sdta["smpl"][0])
+    if "INFO" in top:
+        inam = _chunks(data, top["INFO"][0], sum(top["INFO"])).get("INAM")
+        if inam is not None:
+            sf.name = _name(data[inam[0] : inam[0] + inam[1]])
     for i in range(len(inst) - 1):  # the last record is the terminal "EOI"
         zones = _zones(ibag, igen, inst[i][1], inst[i + 1][1], GEN_SAMPLE_ID)
         sf.instruments.append((_name(inst[i][0]), zones))

@@ -12,7 +12,14 @@ Category and licence may depend on the path inside the package (`rules`: first m
 wins). Licences are summarised from /usr/share/doc/<package>/copyright; we train on these files,
 we do not redistribute them.
 
-RESERVED_PACKAGES are kept for independent evaluation and are never read by `build`.
+RESERVED_PACKAGES are kept for independent evaluation and are never read by `build`; nor is any
+file whose name matches RESERVED_NAMES (a copy of a reserved soundfont outside its package).
+
+EXTRA_SOURCES are built only on request (`build --only NAME --out DIR`, into their own folder),
+never by a default build: the corpus split draws every source's val/test files from one seeded
+sequence in source-name order, so adding a source to data/corpus would move clips of the sources
+named after it between train and val/test. A separate folder is mixed in by the training config
+(`dataloader.mix: [{dataset: corpus, dataset_path: DIR}]`) and has its own grouped split.
 """
 
 from __future__ import annotations
@@ -34,7 +41,10 @@ RESERVED_PACKAGES = (
     "fillets-ng-data-nl",
     "qabcs-data",
 )
+# file names (and SoundFont INAM names) of the reserved soundfonts, wherever a copy lies
+RESERVED_NAMES = re.compile(r"tim[ _-]?gm[ _-]?6mb|muse[ _-]?score", re.IGNORECASE)
 FLUID_SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+OPL3_SF2 = "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2"
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,17 @@ DEFAULT_SOURCES: tuple[Source, ...] = (
 )
 
 
-def source_by_name(name: str, sources: tuple[Source, ...] = DEFAULT_SOURCES) -> Source:
+# Built on request only (see the module docstring). OPL-3 FM synthesis (Debian opl3-soundfont):
+# the GM notes of fluidr3-render in a second, very different timbre, so the codecs see pitched
+# notes that are not FluidR3's; synthesised, not recorded (like espeak-ng).
+EXTRA_SOURCES: tuple[Source, ...] = (
+    Source("opl3-render", "opl3-soundfont", "render", "notes", "CC-BY-SA-4.0", roots=(OPL3_SF2,)),
+)
+
+
+def source_by_name(
+    name: str, sources: tuple[Source, ...] = DEFAULT_SOURCES + EXTRA_SOURCES
+) -> Source:
     for s in sources:
         if s.name == name:
             return s
@@ -227,7 +247,15 @@ def check_sources(sources: tuple[Source, ...] | list[Source]) -> None:
     if dup:
         raise ValueError(f"duplicate source names: {dup}")
     reserved = [s.package for s in sources if s.package in RESERVED_PACKAGES]
+    reserved += [r for s in sources for r in s.roots if is_reserved_name(r)]
     if reserved:
         raise ValueError(
             f"{reserved[0]} is reserved for independent evaluation, never for training"
         )
+
+
+def is_reserved_name(path: str | Path) -> bool:
+    """True when the file name, or the name of the file a symlink points at, is a reserved
+    soundfont's (RESERVED_NAMES)."""
+    p = Path(path)
+    return any(RESERVED_NAMES.search(q.name) for q in (p, p.resolve()))

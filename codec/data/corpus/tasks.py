@@ -16,8 +16,8 @@ import numpy as np
 from codec.data.corpus import synth
 from codec.data.corpus.clips import Clip, DecodeError, decode, make_clips, write_clip
 from codec.data.corpus.manifest import ManifestRow
-from codec.data.corpus.sf2 import SF2Error, pitched_samples, read_soundfont
-from codec.data.corpus.sources import Source
+from codec.data.corpus.sf2 import SF2Error, SoundFont, pitched_samples, read_soundfont
+from codec.data.corpus.sources import RESERVED_NAMES, Source, is_reserved_name
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def plan_source(
     exts = {"files": None, "zip": ZIP_EXTENSIONS, "sf2": SF2_EXTENSIONS, "render": SF2_EXTENSIONS}
     want = exts[source.kind]
     files = source.files(want) if want else source.files()
-    files = [p for p in files if str(p.resolve()) not in reserved]
+    files = [p for p in files if str(p.resolve()) not in reserved and not is_reserved_name(p)]
     for path in files:
         rel = _rel(path, source)
         if source.kind == "files":
@@ -131,11 +131,28 @@ def _plan_zip(source: Source, path: Path, rel: str) -> list[Task]:
     return out
 
 
-def _plan_sf2(source: Source, path: Path, rel: str, leak: set[tuple[int, int]]) -> list[Task]:
+def _read_allowed(path: Path) -> SoundFont | None:
+    """The parsed soundfont, None (logged) when unreadable.
+
+    Raises:
+        ValueError: its INAM names a reserved soundfont (a renamed copy of one).
+    """
     try:
         sf = read_soundfont(path)
     except (SF2Error, OSError) as exc:
         logger.warning("skip %s: %s", path, exc)
+        return None
+    if RESERVED_NAMES.search(sf.name):
+        raise ValueError(
+            f"{path}: soundfont {sf.name!r} is reserved for independent evaluation, never for "
+            "training"
+        )
+    return sf
+
+
+def _plan_sf2(source: Source, path: Path, rel: str, leak: set[tuple[int, int]]) -> list[Task]:
+    sf = _read_allowed(path)
+    if sf is None:
         return []
     banned: set[int] = set()
     for program, midi in sorted(leak):
@@ -174,17 +191,15 @@ def _plan_sf2(source: Source, path: Path, rel: str, leak: set[tuple[int, int]]) 
 
 
 def _plan_render(source: Source, path: Path, leak: set[tuple[int, int]]) -> list[Task]:
-    try:
-        sf = read_soundfont(path)
-    except (SF2Error, OSError) as exc:
-        logger.warning("skip %s: %s", path, exc)
+    sf = _read_allowed(path)
+    if sf is None:
         return []
     out, left_out = [], 0
     for program in synth.MELODIC_PROGRAMS:
         rng = sf.key_range(0, program)
         if rng is None:
             continue
-        name = sf.presets[(0, program)][0]
+        name = synth.preset_label(sf.presets[(0, program)][0], program)
         for midi in synth.render_grid(*rng):
             if (program, midi) in leak:
                 left_out += 1

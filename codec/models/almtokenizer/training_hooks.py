@@ -164,8 +164,10 @@ class ALMTrainingHooks:
     # the model computes what the checkpoint did
     ZERO_PATHS = ("group_in.", "group_out.")
 
-    def load_start_state(self, state: dict[str, torch.Tensor], where: str) -> list[str]:
-        """Strict, except for what a start checkpoint cannot hold yet:
+    def load_start_state(
+        self, state: dict[str, torch.Tensor], where: str, config: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Strict, except for what a start checkpoint cannot hold yet (`config` is not needed):
 
         - a mask-token decoder grown beyond the checkpoint's (`base_args.decoder_n_layers`):
           its added blocks come after the trained ones with zero output projections, so each
