@@ -8,8 +8,10 @@ on validation clips only (choosing a checkpoint may look at them): real speech o
 `--split` and the demo set's notes of the same split. Per clip, the energy per band against
 the clean clip (`analysis.metrics.bands`: < 1 kHz, 1-4 kHz, 4-12 kHz, in dB); for speech also
 DNSMOS OVRL of the decoded clip beside the clean one's; for notes, pitch kept (the
-autocorrelation tracker of training's own checks, cheap). The goal set for the autoencoder:
-1-4 kHz within 3 dB of the clean clip on speech and on notes, notes' pitch not falling.
+autocorrelation tracker of training's own checks, cheap). With `--opl3 DIR` (default
+data/corpus_opl3, when built) a third group: notes of another soundfont, off the demo's
+timbres. The goal set for the autoencoder: 1-4 kHz within 3 dB of the clean clip on speech
+and on notes, notes' pitch not falling.
 """
 
 from __future__ import annotations
@@ -61,15 +63,25 @@ def _mean(xs: list[float]) -> float:
     return float(np.nanmean(a)) if a.size and not np.isnan(a).all() else math.nan
 
 
+def corpus_notes(corpus: Path, split: str, n: int, seconds: float, seed: int) -> list[torch.Tensor]:
+    """`n` notes of a corpus folder's `split` (e.g. data/corpus_opl3: another soundfont than
+    the demo set's), a seeded subset, `[1, 1, N]`."""
+    items = [it for it in list_items("corpus", corpus, split) if it.category == "notes"]
+    items = sorted(random.Random(seed).sample(items, min(n, len(items))), key=lambda i: str(i.path))
+    return [_first(it.path, seconds) for it in items]
+
+
 @torch.inference_mode()
-def measure(ckpt: Path, speech: list[torch.Tensor], notes: list[torch.Tensor]) -> dict[str, float]:
+def measure(ckpt: Path, groups: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """Per group ("speech", or notes under any other name): mean band loss per band; DNSMOS
+    OVRL (decoded and clean) for speech, pitch kept for notes."""
     codec = load_codec(ckpt).eval()
 
     def rec(x: torch.Tensor) -> torch.Tensor:
         return codec.decode(codec.encode(x).latents, None, x.shape[-1])
 
     out: dict[str, float] = {}
-    for kind, clips in (("speech", speech), ("notes", notes)):
+    for kind, clips in groups.items():
         bands: dict[str, list[float]] = {b: [] for b, _, _ in BANDS}
         mos, mos_clean, kept = [], [], []
         for x in clips:
@@ -89,7 +101,7 @@ def measure(ckpt: Path, speech: list[torch.Tensor], notes: list[torch.Tensor]) -
         if kind == "speech":
             out["speech/dnsmos_ovrl"], out["speech/dnsmos_clean"] = _mean(mos), _mean(mos_clean)
         else:
-            out["notes/pitch_kept"] = 100 * _mean(kept)
+            out[f"{kind}/pitch_kept"] = 100 * _mean(kept)
     return out
 
 
@@ -101,22 +113,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val", choices=["val", "test"])
     p.add_argument("--speech", type=int, default=32, help="speech clips")
     p.add_argument("--notes", type=int, default=40, help="demo notes")
+    p.add_argument(
+        "--opl3",
+        type=Path,
+        default=Path("data/corpus_opl3"),
+        help="a corpus folder of notes of another soundfont (skipped when absent)",
+    )
+    p.add_argument("--opl3-notes", type=int, default=40, help="its notes")
     p.add_argument("--seconds", type=float, default=4.0, help="at most this much of each clip")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    speech = speech_clips(args.corpus, args.split, args.speech, args.seconds, 0)
-    notes = note_clips(args.demo, args.split, args.notes, args.seconds, 0)
+    groups = {
+        "speech": speech_clips(args.corpus, args.split, args.speech, args.seconds, 0),
+        "notes": note_clips(args.demo, args.split, args.notes, args.seconds, 0),
+    }
+    if args.opl3_notes and (args.opl3 / "manifest.jsonl").exists():
+        groups["opl3"] = corpus_notes(args.opl3, args.split, args.opl3_notes, args.seconds, 0)
     cols = [f"speech/{b}" for b, _, _ in BANDS] + ["speech/dnsmos_ovrl", "speech/dnsmos_clean"]
-    cols += [f"notes/{b}" for b, _, _ in BANDS] + ["notes/pitch_kept"]
+    for kind in list(groups)[1:]:
+        cols += [f"{kind}/{b}" for b, _, _ in BANDS] + [f"{kind}/pitch_kept"]
     print(
-        f"{len(speech)} speech clips (corpus {args.split}), {len(notes)} notes (demo {args.split})"
+        f"{len(groups['speech'])} speech clips (corpus {args.split}), {len(groups['notes'])} "
+        f"notes (demo {args.split})"
+        + (f", {len(groups['opl3'])} notes ({args.opl3} {args.split})" if "opl3" in groups else "")
     )
     print("| checkpoint | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for ck in args.checkpoint:
-        r = measure(ck, speech, notes)
+        r = measure(ck, groups)
         print(f"| {ck} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |", flush=True)
     return 0
 

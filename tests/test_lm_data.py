@@ -95,3 +95,19 @@ def test_crops_are_seeded_per_epoch_and_padded():
     # held-out chunks cover every frame exactly once
     chunks = held_out_chunks(train, 10, K)
     assert len(chunks) == 6 and int((torch.stack(chunks) != K).sum()) == 48
+
+
+def test_train_fraction_keeps_a_nested_subset_and_the_held_out_whole(tmp_path):
+    names = [f"c{i}.wav" for i in range(200)]
+    make_code_shards(tmp_path / "tok" / "train", clips(200, frames=3), split="train", names=names)
+    make_code_shards(tmp_path / "tok" / "val", clips(4, seed=1), split="val",
+                     names=[f"v{i}.wav" for i in range(4)])  # fmt: skip
+    kept = {
+        f: {c.name for c in load_shards([str(tmp_path / "tok")], train_fraction=f).train}
+        for f in (0.25, 0.5, 1.0)
+    }
+    assert len(kept[1.0]) == 200
+    assert 30 <= len(kept[0.25]) <= 70 and 75 <= len(kept[0.5]) <= 125
+    assert kept[0.25] < kept[0.5] < kept[1.0]
+    half = load_shards([str(tmp_path / "tok")], train_fraction=0.5)
+    assert len(half.held_out) == 4

@@ -42,6 +42,8 @@ class LMDataConfig:
             the manifest), so every codec gets the same audio context.
         held_out_fraction, group_by, split_seed: the split of folders tokenized with
             `--split all` (`codec.lm.data`); folders of `--split train/val/test` keep theirs.
+        train_fraction: a stable, nested subset of the training clips (a data-size curve:
+            the clips kept at 0.25 are kept at 0.5); the held-out clips stay whole.
         eval_chunks: held-out chunks of `context` frames scored at each evaluation during
             training (null: all of them); `python -m codec.lm.evaluate` scores all.
         num_workers: DataLoader workers.
@@ -52,6 +54,7 @@ class LMDataConfig:
     held_out_fraction: float = 0.1
     group_by: Literal["clip", "folder"] = "clip"
     split_seed: int = 0
+    train_fraction: float = 1.0
     eval_chunks: int | None = 64
     num_workers: int = 0
 
@@ -68,6 +71,11 @@ class LMDataConfig:
             f"must be in [0, 1), got {self.held_out_fraction}",
         )
         _require(0 <= self.split_seed <= MAX_SEED, "split_seed", "must be in [0, 2**32 - 1]")
+        _require(
+            0 < self.train_fraction <= 1,
+            "train_fraction",
+            f"must be in (0, 1], got {self.train_fraction}",
+        )
         _require(
             self.eval_chunks is None or self.eval_chunks > 0,
             "eval_chunks",

@@ -95,8 +95,10 @@ def load_shards(
     held_out_fraction: float = 0.1,
     group_by: str = "clip",
     split_seed: int = 0,
+    train_fraction: float = 1.0,
 ) -> ShardData:
-    """Read every clip of the shard folders of `entries` and split them (module docstring).
+    """Read every clip of the shard folders of `entries` and split them (module docstring);
+    keep a stable `train_fraction` of the training clips (the held-out clips stay whole).
 
     Raises:
         ShardError: a missing or unreadable folder, folders of different tokenizers, a clip in
@@ -143,6 +145,13 @@ def load_shards(
         )
     assert record is not None
     _check_disjoint(train, held_out)
+    if train_fraction < 1:
+        # nested: the clips kept at a fraction are kept at every larger one (a data-size curve)
+        kept = [c for c in train if is_held_out("train:" + c.name, train_fraction, split_seed)]
+        log.info(
+            "data.train_fraction %g: %d of %d training clips", train_fraction, len(kept), len(train)
+        )
+        train = kept
     if not train:
         raise ShardError(f"no training clips in {', '.join(map(str, folders))}")
     if not held_out:

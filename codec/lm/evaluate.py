@@ -72,6 +72,7 @@ def evaluate_checkpoint(
         data_cfg.get("held_out_fraction", 0.1),
         data_cfg.get("group_by", "clip"),
         data_cfg.get("split_seed", 0),
+        data_cfg.get("train_fraction", 1.0),  # the baselines see what the LM saw
     )
     assert model.tokenizer is not None  # load_lm sets it
     model.tokenizer.check_same(data.record, f"the shards in {', '.join(map(str, shards))}")

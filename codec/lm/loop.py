@@ -108,7 +108,9 @@ class LMTrainer:
         )
         d = cfg.data
         try:
-            self.data = load_shards(d.shards, d.held_out_fraction, d.group_by, d.split_seed)
+            self.data = load_shards(
+                d.shards, d.held_out_fraction, d.group_by, d.split_seed, d.train_fraction
+            )
         except ShardError as e:
             raise ConfigError(f"data.shards: {e}") from e
         rec = self.data.record
