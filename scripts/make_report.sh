@@ -47,10 +47,11 @@ $PY -m analysis evaluate --out docs/eval --window 6 --codecs almtokenizer,encode
 # the probe at w=3 (550 bit/s, the highest ALMTokenizer rate at or below half of 1.5 kbps)
 $PY -m analysis probe --window 3 --attributes instrument,note,octave --out docs/eval/probe_w3
 
-# speech reconstructions at w = 3, 6, 10 next to the original and EnCodec at each bandwidth its
+# speech reconstructions at w = 3, 6, 10 next to the original, Opus (6/12 kbps), Codec2
+# (700C/1200/3200) and EnCodec at each bandwidth its
 # checkpoint offers up to 6 kbps (1.5/3/6; 0.75 too when its config lists it)
 $PY -m analysis reconstruct "$SPEECH/0001.wav" "$SPEECH/0006.wav" --windows 3,6,10 \
-    --bandwidths checkpoint --out docs/audio
+    --bandwidths checkpoint --codecs almtokenizer,encodec,opus,codec2 --out docs/audio
 # traversal glides (and 8 steps) for both codecs
 $PY -m analysis traverse "bass A3" "clarinet A6" --steps 8 --window 6 --out docs/audio
 $PY -m analysis traverse "flute C5" "cello C3" --steps 8 --window 6 --out docs/audio
