@@ -14,7 +14,15 @@ import gradio as gr
 
 from app.config import GRADIO_CACHE_SECONDS
 from app.state import Studio, shown_path, weights_source
-from app.tabs import continuation, latent_map, reconstruct, references, timbre, traversal
+from app.tabs import (
+    continuation,
+    field_measures,
+    latent_map,
+    reconstruct,
+    references,
+    timbre,
+    traversal,
+)
 from app.tabs.latent_map import CLICK_JS
 
 log = logging.getLogger(__name__)
@@ -100,8 +108,12 @@ def build_demo(studio: Studio) -> gr.Blocks:
         )  # fmt: skip
         with gr.Tabs():
             with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab_reconstruct"):
-                audio_in, table = reconstruct.build(studio)
-                references.build(studio, audio_in, table)
+                audio_in, table, widgets = reconstruct.build(studio)
+                ref_inputs, ref_table = references.build(studio, audio_in, table)
+                tables = [table] if ref_table is None else [table, ref_table]
+                field_measures.build(
+                    studio, audio_in, widgets, [t.change for t in tables], ref_inputs
+                )
             with gr.Tab("Latent map", id="latent_map", elem_id="tab_latent_map") as map_tab:
                 latent_map.build(studio, map_tab)
             with gr.Tab("Traversal", id="traversal", elem_id="tab_traversal"):

@@ -39,7 +39,7 @@ from analysis.traversal import traverse  # noqa: E402
 from app.cli import build_parser, config_from_args  # noqa: E402
 from app.clips import load_clip, write_wav  # noqa: E402
 from app.state import Studio  # noqa: E402
-from app.tabs import reconstruct, references, timbre, traversal  # noqa: E402
+from app.tabs import field_measures, reconstruct, references, timbre, traversal  # noqa: E402
 from app.tabs.timbre import transfer_one  # noqa: E402
 
 TARGET_S = 1.0
@@ -300,6 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     off_on = interleaved([lambda i: new_clip(2 * i, False), lambda i: new_clip(2 * i + 1, True)],
                          args.repeats)  # fmt: skip
 
+    # --- the field measures (ViSQOL, DNSMOS, F0) after a new clip's columns, speech kind -----
+    measured = [next(it) for _ in range(n)]
+    for path in measured:  # the columns first: the section scores what the players play
+        reconstruct.reconstruct(studio, path, *values)
+    off_refs = [False, *ref_values]
+    field = median(
+        lambda i: field_measures.field_measures(
+            studio, measured[i], True, "speech", *values, *off_refs
+        ),
+        args.repeats,
+    )
+
     # --- timbre transfer: a new clip, then a strength change on the same clip ----------------
     def transfer_part(entry, paths, alpha=lambda i: 1.0):
         return lambda i: transfer_one(studio, entry, load_clip(paths[i], 600), target, alpha(i), w)
@@ -362,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     print(row(f"timbre transfer, new {args.seconds:g} s clip -> {target}", t_codec, t_all))
     print(row("timbre strength change, same clip", s_codec, s_all))
     print(row(f"traversal, {args.steps} steps, {' -> '.join(waypoints)}", tr_codec, tr_all))
+    print(
+        f"field measures (ViSQOL, DNSMOS, F0; the clean row + {len(codecs)} codecs), new "
+        f"{args.seconds:g} s clip, columns cached: {field:.3f} s, "
+        f"{field / full:.2f}x the reconstruction's {full:.3f} s; the section is "
+        f"{'on' if field_measures.SHOWN_BY_DEFAULT else 'off'} by default"
+    )
     if refs:
         print()
         print("| reference codecs, new clip (seconds) | " + " | ".join(

@@ -31,6 +31,7 @@ from app.cli import build_parser, config_from_args, create_app, main, serve  # n
 from app.config import AppConfig  # noqa: E402
 from app.errors import user_message  # noqa: E402
 from app.state import Studio  # noqa: E402
+from app.tabs import field_measures  # noqa: E402
 from codec.audio import AudioError  # noqa: E402
 from tests.app_assets import AppAssets, free_port, readme_python_block  # noqa: E402
 
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 API_NAMES = {
     "reconstruct", "load_example", "set_window", "set_bandwidth", "latent_map", "play_sound",
     "traverse", "transfer", "timbre_notes", "timbre_source", "pick_point", "show_map",
-    "warmup_status", "reconstruct_references",
+    "warmup_status", "reconstruct_references", "field_measures",
 }  # fmt: skip
 CLIP_SAMPLES = int(round(1.2 * 24000))  # the 1.2 s 44.1 kHz stereo clip, at 24 kHz
 
@@ -268,6 +269,46 @@ def test_reference_codecs_beside_the_learned_ones(server, client: Client, assets
         assert "Opus (libopus), Codec2 (8 kHz speech codec) left out" in notes[elem]
         assert "no latents" in notes[elem]
     assert "Reference codecs" in notes["summary"]
+
+
+def test_field_measures_score_what_each_player_plays(server, client: Client, assets) -> None:
+    """Ticked, the field's measures score each player against the clip, under the clean
+    original's row (each measure's ceiling); what applies follows the clip kind; the reference
+    codecs join when their section is shown; unticked, nothing is computed."""
+    studio = server[0]
+    clip = handle_file(str(assets.clip))
+    misses = studio.results.misses
+    off = client.predict(
+        clip, False, "note", 5, 1.5, False, 6.0, "700C", api_name="/field_measures"
+    )
+    assert studio.results.misses == misses and off is not None  # unticked: nothing computed
+    table = client.predict(clip, True, "note", 5, 1.5, False, 6.0, "700C",
+                           api_name="/field_measures")  # fmt: skip
+    head, rows = table["headers"], table["data"]
+    col = {h: head.index(h) for h in head}
+    assert [r[0] for r in rows] == [field_measures.ORIGINAL, "ALMTokenizer", "EnCodec"]
+    assert [r[1] for r in rows[1:]] == ["w=5", "1.5 kbps"]
+    vis = col["ViSQOL (MOS-LQO)"]
+    assert 4.5 < float(rows[0][vis]) <= 5.0  # identical audio: ViSQOL's ceiling (4.73)
+    for r in rows[1:]:  # a score below the ceiling, or none with its reason (a silent output)
+        assert 1.0 <= float(r[vis]) < float(rows[0][vis]) if r[vis] != "–" else "visqol:" in r[-1]
+    assert any(r[vis] != "–" for r in rows[1:])
+    f0 = col["F0 RMSE (cents)"]
+    assert all(r[f0] != "–" or "f0_rmse_cents:" in r[-1] for r in rows)
+    assert rows[0][col["pitch kept"]] == "yes"  # a note kept by itself
+    assert all(r[col["pitch kept"]] in ("yes", "no", "–") for r in rows[1:])
+    assert all(r[col["DNSMOS OVRL"]] == "–" for r in rows)
+    assert "not speech" in rows[1][col["not scored"]]
+    speech = client.predict(clip, True, "speech", 5, 1.5, True, 12.0, "3200",
+                            api_name="/field_measures")["data"]  # fmt: skip
+    assert [r[0] for r in speech][3:] == ["Opus (libopus)", "Codec2 (8 kHz speech codec)"]
+    assert [r[1] for r in speech][3:] == ["12 kbps", "3200"]
+    assert all(1.0 <= float(r[col["DNSMOS OVRL"]]) <= 5.0 for r in speech[:1] + speech[3:])
+    assert all(r[col["DNSMOS OVRL"]] != "–" or "dnsmos" in r[-1] for r in speech)
+    assert all(r[col["pitch kept"]] == "–" for r in speech)
+    assert "not a note" in speech[1][col["not scored"]]
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(clip, True, "music", 5, 1.5, False, 6.0, "700C", api_name="/field_measures")
 
 
 def test_load_example(server, client: Client) -> None:
@@ -553,6 +594,7 @@ def test_readme_gradio_client_example_runs(server, assets: AppAssets) -> None:
     assert "cello" in ns["caption"]
     assert len(ns["glides"]) == 2 and zipfile.is_zipfile(ns["trav_zip"])
     assert "bass A3 -> clarinet A6" in ns["trav_caption"]
+    assert [r[0] for r in ns["measures"]] == [field_measures.ORIGINAL, "ALMTokenizer", "EnCodec"]
 
 
 def test_api_parameters_have_descriptive_names(client: Client) -> None:
@@ -564,6 +606,10 @@ def test_api_parameters_have_descriptive_names(client: Client) -> None:
     assert names["/reconstruct"] == ["audio", "window", "bandwidth"]
     assert names["/reconstruct_references"] == [
         "audio", "show_references", "opus_kbps", "codec2_kbps",
+    ]  # fmt: skip
+    assert names["/field_measures"] == [
+        "audio", "show_field_measures", "clip_kind", "window", "bandwidth", "show_references",
+        "opus_kbps", "codec2_kbps",
     ]  # fmt: skip
     assert names["/transfer"] == ["audio", "target_instrument", "target_note", "strength", "window"]
     assert names["/traverse"] == [

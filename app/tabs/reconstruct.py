@@ -99,7 +99,7 @@ def default_values(studio: Studio) -> list[float | None]:
     ]
 
 
-def _settings(studio: Studio, values: Any) -> dict[str, float | None]:
+def checked_settings(studio: Studio, values: Any) -> dict[str, float | None]:
     """{codec key: checked setting value} from the controls' values (codecs without a control:
     None)."""
     values = list(values)
@@ -208,7 +208,7 @@ def reconstruct(
     """Every codec on the clip: original spectrogram + info, one column per codec, the
     comparison table. `values`: one per control (`controls`); `name` labels the clip (default:
     its file name)."""
-    settings = _settings(studio, values)
+    settings = checked_settings(studio, values)
     clip = load_clip(audio, studio.config.max_seconds, name)
     columns = _columns(studio, clip, settings, progress)
     return [*original_outputs(studio, clip), *(x for c in columns for x in c.outputs()),
@@ -218,7 +218,7 @@ def reconstruct(
 def set_setting(studio: Studio, key: str, audio: Any, *values: Any) -> list[Any]:
     """One codec's control moved: that codec's column and the table (the other columns come
     from the cache)."""
-    settings = _settings(studio, values)
+    settings = checked_settings(studio, values)
     clip = load_clip(audio, studio.config.max_seconds)
     columns = _columns(studio, clip, settings)
     k = [c.key for c in studio.codecs].index(key)
@@ -257,10 +257,10 @@ def _codec_column(entry: LoadedCodec) -> list[gr.components.Component]:
     return [audio, info, spec, usage, timeline]
 
 
-def build(studio: Studio) -> tuple[gr.Audio, gr.Dataframe]:
+def build(studio: Studio) -> tuple[gr.Audio, gr.Dataframe, list[gr.components.Component]]:
     """Lay out the tab and wire its events (inside a `gr.Blocks` / `gr.Tab` context); returns
-    the clip input and the comparison table, which the reference codecs' section follows
-    (`app.tabs.references`)."""
+    the clip input, the comparison table and the codecs' controls, which the reference codecs'
+    section and the field measures follow (`app.tabs.references`, `app.tabs.field_measures`)."""
     examples = [s.label for s in studio.examples()]
     ctl = controls(studio)
     with gr.Row():
@@ -335,4 +335,4 @@ def build(studio: Studio) -> tuple[gr.Audio, gr.Dataframe]:
             [*columns[c.key], table],
             api_name=f"set_{name}",
         ).success(heard_fn, *judged, api_name=f"set_{name}_judge")
-    return audio_in, table
+    return audio_in, table, widgets

@@ -134,11 +134,14 @@ def reconstruct_references(studio: Studio, audio: Any, show: Any, *values: Any) 
             [c.row for c in columns]]  # fmt: skip
 
 
-def build(studio: Studio, audio_in: gr.Audio, table: gr.Dataframe) -> None:
+def build(
+    studio: Studio, audio_in: gr.Audio, table: gr.Dataframe
+) -> tuple[list[gr.components.Component], gr.Dataframe | None]:
     """Lay out the section under the learned codecs' columns and wire its event: it follows
-    every change of their comparison `table` (inside the Reconstruct tab's context)."""
+    every change of their comparison `table` (inside the Reconstruct tab's context). Returns
+    its checkbox and bitrate radios, and its table (nothing without reference codecs)."""
     if not studio.references:
-        return
+        return [], None
     names = ", ".join(c.label for c in studio.references)
     show = gr.Checkbox(
         value=SHOWN_BY_DEFAULT,
@@ -183,3 +186,4 @@ def build(studio: Studio, audio_in: gr.Audio, table: gr.Dataframe) -> None:
         [section, *outputs, ref_table],
         api_name="reconstruct_references",
     )
+    return [show, *radios], ref_table
