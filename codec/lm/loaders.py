@@ -67,8 +67,10 @@ def save_lm(
     folder: str | Path,
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write `model` (and, for a training checkpoint, `train_state`) as a folder, atomically.
+    """Write `model` (and, for a training checkpoint, `train_state`) as a folder, atomically;
+    `dtype` casts every floating tensor of the weights file (an export: `codec.lm.export`).
 
     Raises:
         ValueError: the model has no tokenizer record (it would be unusable).
@@ -83,6 +85,8 @@ def save_lm(
     try:
         staging.mkdir()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(staging / WEIGHTS_NAME))
         cfg = {
             "format": LM_FORMAT,
