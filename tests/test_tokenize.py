@@ -295,3 +295,63 @@ def test_backend_defaults_come_from_the_registry(monkeypatch, tmp_path) -> None:
     assert isinstance(enc, EnCodecCodec) and enc.bandwidth == 3.0
     assert "encodec_vocos_demo" in enc.weights_source
     assert BACKENDS["encodec_official"].find_default() is None
+
+
+def _with_new_decoder(checkpoint: Path, out: Path) -> Path:
+    """The checkpoint with its decoder's weights changed (encoder and codebooks kept): what a
+    decoder retrained on frozen codes leaves."""
+    model = load_codec(checkpoint)
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(0.01)
+    return model.save_pretrained(out)
+
+
+def test_codes_hash_follows_the_codes_not_the_folder(checkpoint: Path, tmp_path) -> None:
+    a = load_codec(checkpoint)
+    b = load_codec(_with_new_decoder(checkpoint, tmp_path / "new_decoder"))
+    assert a.checkpoint_hash != b.checkpoint_hash
+    assert a.codes_hash() == b.codes_hash()  # the same encoder and codebooks
+    wav = 0.3 * torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.encode(wav).codes, b.encode(wav).codes)
+    with torch.no_grad():
+        b.encoder.parameters().__next__().add_(0.01)
+    assert a.codes_hash() != b.codes_hash()
+    before = a.codes_hash()
+    a.set_bandwidth(3.0)  # a bandwidth selects codebooks: n_q in the record, not this hash
+    assert a.codes_hash() == before
+
+
+def test_an_lm_record_takes_a_codec_by_its_codes(single_run: Path, checkpoint, tmp_path) -> None:
+    from codec.lm.record import TokenizerMismatchError, TokenizerRecord
+
+    record = TokenizerRecord.from_manifest(read_manifest(single_run))
+    record.check_codec(load_codec(_with_new_decoder(checkpoint, tmp_path / "new_decoder")))
+    other = EnCodecCodec.from_config(TINY).save_pretrained(tmp_path / "other")
+    with pytest.raises(TokenizerMismatchError, match="codes_hash"):
+        record.check_codec(load_codec(other))
+    older = TokenizerRecord.from_manifest(
+        {k: v for k, v in read_manifest(single_run).items() if k != "codes_hash"}
+    )  # a folder from before the codes hash: the checkpoint hash decides
+    older.check_codec(load_codec(checkpoint))
+    with pytest.raises(TokenizerMismatchError, match="checkpoint_hash"):
+        older.check_codec(load_codec(_with_new_decoder(checkpoint, tmp_path / "new2")))
+
+
+def test_decode_takes_a_retrained_decoder_of_the_same_codes(single_run: Path, checkpoint, tmp_path):
+    manifest = read_manifest(single_run)
+    assert manifest["codes_hash"] == load_codec(checkpoint).codes_hash()
+    other = _with_new_decoder(checkpoint, tmp_path / "new_decoder")
+    argv = ["decode", "--shards", str(single_run), "--out", str(tmp_path / "w")]
+    assert main([*argv, "--checkpoint", str(other)]) == 0
+
+
+def test_a_rerun_adds_the_codes_hash_to_an_older_folder(checkpoint, folder, tmp_path) -> None:
+    out = tmp_path / "codes"
+    _encode(checkpoint, folder, out)
+    path = out / "manifest.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items() if k != "codes_hash"}))
+    summary = _encode(checkpoint, folder, out)
+    assert summary.shards_written == 0 and summary.shards_skipped == 3
+    assert json.loads(path.read_text()) == old

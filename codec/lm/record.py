@@ -35,6 +35,10 @@ class TokenizerRecord:
         n_q: codebooks per frame; codebook_size: K entries each.
         frame_rate: frames per second.
         weights_source: where the codec's weights came from (informative only).
+        codes_hash: `Codec.codes_hash()` of that codec (None in folders written before it
+            existed). When both records have one, it decides instead of `checkpoint_hash`:
+            a checkpoint with another decoder but the same encoder and codebooks writes the
+            same codes, so an LM trained on one serves the other.
     """
 
     codec: str
@@ -45,6 +49,7 @@ class TokenizerRecord:
     codebook_size: int
     frame_rate: float
     weights_source: str | None = None
+    codes_hash: str | None = None
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> TokenizerRecord:
@@ -61,6 +66,7 @@ class TokenizerRecord:
                 codebook_size=int(manifest["codebook_size"]),
                 frame_rate=float(manifest["frame_rate"]),
                 weights_source=manifest.get("weights_source"),
+                codes_hash=None if not manifest.get("codes_hash") else str(manifest["codes_hash"]),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise TokenizerMismatchError(f"the manifest lacks a usable tokenizer field: {e}") from e
@@ -91,6 +97,8 @@ class TokenizerRecord:
     def differing_key(self, other: TokenizerRecord) -> str | None:
         """The first identity key on which two records differ, or None."""
         for key in IDENTITY_KEYS:
+            if key == "checkpoint_hash" and self.codes_hash and other.codes_hash:
+                key = "codes_hash"  # noqa: PLW2901 - the codes decide, not the folder
             a, b = getattr(self, key), getattr(other, key)
             if (a != b) if not isinstance(a, float) else not math.isclose(a, b, rel_tol=1e-9):
                 return key
@@ -123,12 +131,15 @@ class TokenizerRecord:
             TokenizerMismatchError: another codec, checkpoint hash, window, n_q, K or frame
                 rate; names both hashes.
         """
+        from codec.models.base import codes_hash_of
+
         window = self.window if window is None else window
         other = TokenizerRecord(
             codec=codec.name,
             checkpoint_hash=str(getattr(codec, "checkpoint_hash", "unsaved")),
             window=window,
             bandwidth=getattr(codec, "bandwidth", None),
+            codes_hash=codes_hash_of(codec),
             n_q=codec.num_codebooks,
             codebook_size=codec.codebook_size,
             frame_rate=float(codec.frame_rate(window)),

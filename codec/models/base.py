@@ -9,6 +9,8 @@ the JSON-serialisable dict returned by `config_dict()`; `save_pretrained` / `fro
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import threading
 import weakref
@@ -247,6 +249,34 @@ class Codec(TrainingHooks, nn.Module, ABC):
         EnCodec's bandwidth, which only selects codebooks); the identity of unsaved models."""
         return self.config_dict()
 
+    # --- the identity of the codes -------------------------------------------------------------
+    # Buffers that only training statistics use (EMA codebook counts and sums, the k-means
+    # flag): they never change which code a latent gets once the codebook is trained.
+    CODES_HASH_SKIP: tuple[str, ...] = ("cluster_size", "embed_avg", "inited")
+
+    def encode_modules(self) -> list[nn.Module]:
+        """The modules that turn audio into codes (default: the whole model)."""
+        return [self]
+
+    def encode_config_dict(self) -> dict[str, Any]:
+        """The config entries that shape the codes (default: `latent_config_dict()`)."""
+        return self.latent_config_dict()
+
+    def codes_hash(self) -> str:
+        """16 hex digits naming the codes this codec writes for a given audio: a hash of its
+        name, `encode_config_dict()` and the tensors of `encode_modules()`. Two checkpoints
+        with the same value write the same codes (a decoder retrained on frozen codes keeps
+        it), so code shards and a token LM stay valid across them (`codec.lm.record`)."""
+        h = hashlib.sha256(self.name.encode())
+        h.update(json.dumps(self.encode_config_dict(), sort_keys=True, default=str).encode())
+        for i, module in enumerate(self.encode_modules()):
+            for key, t in sorted(module.state_dict().items()):
+                if key.rsplit(".", 1)[-1] in self.CODES_HASH_SKIP:
+                    continue
+                h.update(f"{i}:{key}:{tuple(t.shape)}:{t.dtype}".encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
     # --- inference ---------------------------------------------------------------------------
     @abstractmethod
     def encode(self, wav: torch.Tensor, window: int | None = None) -> Encoded:
@@ -311,6 +341,12 @@ class Codec(TrainingHooks, nn.Module, ABC):
         `CheckpointError` when it holds another codec (`codec.models.registry.load_codec`
         picks the class for any folder)."""
         return load_checkpoint(cls, path)
+
+
+def codes_hash_of(codec: Any) -> str | None:
+    """`codec.codes_hash()`, or None for an object without one (a duck-typed tokenizer)."""
+    fn = getattr(codec, "codes_hash", None)
+    return str(fn()) if callable(fn) else None
 
 
 def fit_length(wav: torch.Tensor, num_samples: int | None) -> torch.Tensor:

@@ -285,6 +285,18 @@ class EnCodecCodec(Codec):
             d.pop(key, None)
         return d
 
+    def encode_modules(self) -> list[nn.Module]:
+        """Encoder and RVQ: the decoder (SEANet or Vocos) never changes a code."""
+        return [self.encoder, self.quantizer]
+
+    def encode_config_dict(self) -> dict[str, Any]:
+        """The latents' config less what only the decoder uses (its kind, its Vocos settings
+        and the bandwidths its norms are conditioned on)."""
+        d = self.latent_config_dict()
+        for key in ("decoder", "vocos", "target_bandwidths"):
+            d.pop(key, None)
+        return d
+
     # --- inference ---------------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, window: int | None = None) -> Encoded:
         """`wav` `[B, 1, N]` -> latents `[B, D, T]`, quantized `[B, D, T]`, codes `[B, n, T]`.

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from codec.audio import save_audio
-from codec.models.base import Codec
+from codec.models.base import Codec, codes_hash_of
 from codec.tokenizer.inputs import (
     ClipBatch,
     ClipDataset,
@@ -107,6 +107,7 @@ def build_manifest(
         "format_version": FORMAT_VERSION,
         "codec": codec.name,
         "checkpoint_hash": str(getattr(codec, "checkpoint_hash", "unsaved")),
+        "codes_hash": codes_hash_of(codec),  # equal for checkpoints that write the same codes
         "weights_source": _weights_source(codec, source),
         "window": window,
         "bandwidth": getattr(codec, "bandwidth", None),
@@ -303,14 +304,18 @@ def _row(
 def check_codec_for_shards(manifest: dict[str, Any], codec: Codec) -> None:
     """Refuse a codec other than the one that wrote the codes.
 
+    Another checkpoint whose codes hash is the manifest's (the same encoder and codebooks, e.g.
+    a retrained decoder) decodes them too.
+
     Raises:
-        ShardError: another codec type, checkpoint hash or codebook size.
+        ShardError: another codec type, checkpoint (and codes) hash or codebook size.
     """
     expected = manifest.get("checkpoint_hash")
     actual = str(getattr(codec, "checkpoint_hash", "unsaved"))
     if manifest.get("codec") != codec.name:
         raise ShardError(f"shards were written by {manifest.get('codec')!r}, not {codec.name!r}")
-    if expected != actual:
+    same_codes = bool(manifest.get("codes_hash")) and manifest["codes_hash"] == codes_hash_of(codec)
+    if expected != actual and not same_codes:
         raise ShardError(
             f"shards were written with checkpoint hash {expected}, this model has {actual}; "
             "decode with the checkpoint that encoded them"

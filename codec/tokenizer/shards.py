@@ -111,6 +111,12 @@ def check_or_write_manifest(out_dir: Path, manifest: dict[str, Any], write: bool
                     f"{out_dir} holds codes of another run ({key}: {old.get(key)!r} there, "
                     f"{manifest.get(key)!r} now); use another --out or delete that folder"
                 )
+        if write and manifest.get("codes_hash") and not old.get("codes_hash"):
+            # written before the codes hash existed: the same checkpoint wrote the same codes
+            write_text_atomic(
+                path, json.dumps({**old, "codes_hash": manifest["codes_hash"]}, indent=2,
+                                 sort_keys=True)
+            )  # fmt: skip
     elif write:
         write_text_atomic(path, json.dumps(manifest, indent=2, sort_keys=True))
 
