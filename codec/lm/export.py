@@ -22,7 +22,6 @@ Exit status: 0 exported; 1 the check failed; 2 a bad checkpoint, shard folder or
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 
 import torch
 
-from codec.checkpoint import CONFIG_NAME, CheckpointError
+from codec.checkpoint import CheckpointError
 from codec.lm.evaluate import evaluate_checkpoint
 from codec.lm.loaders import load_lm, save_lm
 from codec.lm.record import TokenizerMismatchError
@@ -114,11 +113,8 @@ def export_lm(
                 f"the {figures['dtype']} export costs {dst - src:.3f} bit/s over the source "
                 f"({dst:.3f} against {src:.3f}; allowed {max_loss}): not exported"
             )
-        cfg_path = staging / CONFIG_NAME
-        cfg = json.loads(cfg_path.read_text())
-        cfg["meta"]["export"] = figures
-        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
-        save_lm(load_lm(staging), out, cfg["meta"], dtype=dtype)
+        # the checked weights: the same model cast the same way, now with the check's figures
+        save_lm(model, out, {**meta, "export": figures}, dtype=dtype)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return figures
