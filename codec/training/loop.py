@@ -226,7 +226,7 @@ class Trainer:
         if lam.mel > 0:
             losses["loss/mel"] = L.mel_loss(recon, wav, self.t.mel_scales)
         if lam.stft > 0:
-            losses["loss/stft"] = L.mrstft_loss(recon, wav)
+            losses["loss/stft"] = L.mrstft_loss(recon, wav, preemphasis=self.t.stft_preemphasis)
         if adversarial:
             # The unwrapped ensemble with frozen weights: gradients reach the generator only.
             self.disc.requires_grad_(False)
@@ -369,6 +369,11 @@ class Trainer:
             self.evaluate_and_log(step)
         if step % self.t.checkpoint_freq == 0 and step < total:
             self.save(Path(self.t.checkpoint_dir) / "latest")
+        if self.t.keep_every and step % self.t.keep_every == 0 and self.dist.is_main:
+            # weights only, for selection by a measure outside the trainer (bench.speech_band)
+            kept = Path(self.t.checkpoint_dir) / f"step_{step}"
+            with _writing(kept):
+                self.model.save_pretrained(kept, meta=self.meta())
 
     def _finish(self) -> Path | None:
         """Last eval (if not just done), `latest/` and `final/`."""
