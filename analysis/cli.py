@@ -48,18 +48,35 @@ def _lineup(args: argparse.Namespace, latents: str | None = None) -> list[Any]:
     if not specs:
         raise ValueError("no codecs selected (--codecs none and no --codec)")
     codecs = load_codec_list(specs)
-    for c in codecs:
-        if (
-            c.codec.has_latents
-            and c.setting.kind == "bandwidth"
-            and args.encodec_bandwidth in c.setting.choices
-        ):
-            c.codec.apply_setting(args.encodec_bandwidth)
+    _apply_bandwidth(codecs, args.encodec_bandwidth)
     if latents is not None:
         codecs = with_latents(codecs, latents)
         if not codecs:
             raise ValueError(f"no codec with latents selected for {latents}")
     return codecs
+
+
+def _apply_bandwidth(codecs: Sequence[Any], kbps: float) -> None:
+    """`--encodec-bandwidth` on every learned codec with a bandwidth setting that offers it. One
+    that does not (the official EnCodec has no 0.75 kbps) stays at its own setting, with a
+    warning; a value that no selected codec offers is an error naming each one's choices."""
+    banded = [c for c in codecs if c.codec.has_latents and c.setting.kind == "bandwidth"]
+    takers = [c for c in banded if kbps in c.setting.choices]
+    if banded and not takers:
+        offered = "; ".join(
+            f"{c.label}: {', '.join(f'{v:g}' for v in c.setting.choices)}" for c in banded
+        )
+        raise ValueError(f"--encodec-bandwidth {kbps:g} kbps is offered by no codec ({offered})")
+    for c in banded:
+        if any(c is t for t in takers):
+            c.codec.apply_setting(kbps)
+        else:
+            log.warning(
+                "%s has no %g kbps (choices %s): it stays at its own setting",
+                c.label,
+                kbps,
+                ", ".join(f"{v:g}" for v in c.setting.choices),
+            )
 
 
 def _judge(args: argparse.Namespace) -> Any:

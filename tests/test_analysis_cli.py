@@ -131,6 +131,18 @@ def test_a_bandwidth_the_checkpoint_does_not_offer_exits_1_naming_it(
         assert "Traceback" not in err and not (tmp_path / "reconstructions").exists()
 
 
+def test_an_encodec_bandwidth_no_codec_offers_exits_1_naming_the_choices(
+    setup: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """`--encodec-bandwidth 0.75` with only the tiny EnCodec (1.5 and 3 kbps) is refused with
+    one line naming each codec's choices, not silently run at 1.5 kbps."""
+    argv = ["map", *_args(setup, tmp_path), "--codecs", "encodec", "--encodec-bandwidth", "0.75"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--encodec-bandwidth 0.75 kbps is offered by no codec (EnCodec: 1.5, 3)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "map").exists()
+
+
 def test_round_trip_of_every_command(setup: dict[str, Path], tmp_path: Path, capsys) -> None:
     clip = next(setup["root"].rglob("*.wav"))
 
