@@ -56,10 +56,13 @@ def _lineup(args: argparse.Namespace, latents: str | None = None) -> list[Any]:
     return codecs
 
 
-def _apply_bandwidth(codecs: Sequence[Any], kbps: float) -> None:
+def _apply_bandwidth(codecs: Sequence[Any], kbps: float | None) -> None:
     """`--encodec-bandwidth` on every learned codec with a bandwidth setting that offers it. One
     that does not (the official EnCodec has no 0.75 kbps) stays at its own setting, with a
-    warning; a value that no selected codec offers is an error naming each one's choices."""
+    warning; a value that no selected codec offers is an error naming each one's choices.
+    None (`continue`: each codec at its LM's setting) changes nothing."""
+    if kbps is None:
+        return
     banded = [c for c in codecs if c.codec.has_latents and c.setting.kind == "bandwidth"]
     takers = [c for c in banded if kbps in c.setting.choices]
     if banded and not takers:
