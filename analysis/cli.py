@@ -64,21 +64,19 @@ def _apply_bandwidth(codecs: Sequence[Any], kbps: float | None) -> None:
     if kbps is None:
         return
     banded = [c for c in codecs if c.codec.has_latents and c.setting.kind == "bandwidth"]
-    takers = [c for c in banded if kbps in c.setting.choices]
-    if banded and not takers:
-        offered = "; ".join(
-            f"{c.label}: {', '.join(f'{v:g}' for v in c.setting.choices)}" for c in banded
-        )
+    choices = {c.label: ", ".join(f"{v:g}" for v in c.setting.choices) for c in banded}
+    if banded and not any(kbps in c.setting.choices for c in banded):
+        offered = "; ".join(f"{label}: {kinds}" for label, kinds in choices.items())
         raise ValueError(f"--encodec-bandwidth {kbps:g} kbps is offered by no codec ({offered})")
     for c in banded:
-        if any(c is t for t in takers):
+        if kbps in c.setting.choices:
             c.codec.apply_setting(kbps)
         else:
             log.warning(
                 "%s has no %g kbps (choices %s): it stays at its own setting",
                 c.label,
                 kbps,
-                ", ".join(f"{v:g}" for v in c.setting.choices),
+                choices[c.label],
             )
 
 

@@ -371,9 +371,7 @@ class Trainer:
             self.save(Path(self.t.checkpoint_dir) / "latest")
         if self.t.keep_every and step % self.t.keep_every == 0 and self.dist.is_main:
             # weights only, for selection by a measure outside the trainer (bench.speech_band)
-            kept = Path(self.t.checkpoint_dir) / f"step_{step}"
-            with _writing(kept):
-                self.model.save_pretrained(kept, meta=self.meta())
+            self._save_model(Path(self.t.checkpoint_dir) / f"step_{step}")
 
     def _finish(self) -> Path | None:
         """Last eval (if not just done), `latest/` and `final/`."""
@@ -383,11 +381,15 @@ class Trainer:
         self.save(ckpt / "latest")
         final = ckpt / "final"
         if self.dist.is_main:
-            with _writing(final):
-                self.model.save_pretrained(final, meta=self.meta())
+            self._save_model(final)
             log.info("wrote %s (step %d)", final, self.step)
         D.barrier()
         return final
+
+    def _save_model(self, folder: Path) -> None:
+        """The model alone (no optimiser state) as a loadable model folder, written atomically."""
+        with _writing(folder):
+            self.model.save_pretrained(folder, meta=self.meta())
 
     # --- evaluation, checkpoints ---------------------------------------------------------------
     def evaluate_and_log(self, step: int) -> dict[str, float]:
